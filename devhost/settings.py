@@ -1,0 +1,83 @@
+"""local.settings.json and host.json, read the way the Functions host reads them."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_local_settings(path: Path | None = None) -> dict[str, str]:
+    """Put local.settings.json `Values` into the environment (the environment wins)."""
+    path = path or ROOT / "local.settings.json"
+    if not path.exists():
+        return {}
+    try:
+        values = json.loads(path.read_text()).get("Values", {})
+    except json.JSONDecodeError as exc:
+        raise SystemExit(f"{path.name} is not valid JSON: {exc}") from None
+    applied = {}
+    for name, value in values.items():
+        if name.startswith("//"):
+            continue  # comment entries
+        if name not in os.environ and value not in (None, ""):
+            os.environ[name] = str(value)
+            applied[name] = str(value)
+    return applied
+
+
+def load_host_json(path: Path | None = None) -> dict[str, Any]:
+    return json.loads((path or ROOT / "host.json").read_text())
+
+
+def route_prefix(host: dict[str, Any]) -> str:
+    return host.get("extensions", {}).get("http", {}).get("routePrefix", "api").strip("/")
+
+
+def queue_options(host: dict[str, Any]) -> dict[str, Any]:
+    """batchSize, maxDequeueCount and visibilityTimeout (seconds) with the host's defaults."""
+    queues = host.get("extensions", {}).get("queues", {})
+    hours, minutes, seconds = (int(p) for p in queues.get("visibilityTimeout", "00:00:00").split(":"))
+    return {
+        "batch_size": int(queues.get("batchSize", 16)),
+        "max_dequeue_count": int(queues.get("maxDequeueCount", 5)),
+        "visibility_timeout": hours * 3600 + minutes * 60 + seconds,
+    }
+
+
+def function_keys(data_dir: Path | None = None) -> tuple[str, str]:
+    """(function key, master key): from DEVHOST_FUNCTION_KEY / DEVHOST_MASTER_KEY, else
+    generated once and kept in .data/devhost-keys.json (mode 0600)."""
+    function_key = os.environ.get("DEVHOST_FUNCTION_KEY")
+    master_key = os.environ.get("DEVHOST_MASTER_KEY")
+    if function_key and master_key:
+        return function_key, master_key
+    store = (data_dir or ROOT / ".data") / "devhost-keys.json"
+    if store.exists():
+        saved = json.loads(store.read_text())
+    else:
+        store.parent.mkdir(parents=True, exist_ok=True)
+        saved = {"function": secrets.token_urlsafe(32), "master": secrets.token_urlsafe(32)}
+        fd = os.open(store, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(saved, handle)
+    return function_key or saved["function"], master_key or saved["master"]
+
+
+def resolve_app_setting(value: str) -> str:
+    """`%NAME%` binding expressions resolve from app settings (then the code's default)."""
+    if not (value.startswith("%") and value.endswith("%")):
+        return value
+    name = value.strip("%")
+    if name in os.environ:
+        return os.environ[name]
+    from shared.config import SETTINGS
+
+    for setting in SETTINGS:
+        if setting.env == name and setting.default is not None:
+            return str(setting.default)
+    raise SystemExit(f"app setting {name} is not set (used by a trigger binding)")

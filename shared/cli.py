@@ -1,0 +1,55 @@
+"""The command line: one sub-command per operator task.
+
+Each area of the package that has commands exposes `register(subparsers)` in
+a module listed in COMMAND_MODULES; a command's handler returns the exit code.
+Modules are imported only to build the parser, and each keeps its heavy
+imports inside the handler so `--help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from shared import __version__
+from shared.config import ConfigError
+
+COMMAND_MODULES = (
+    "shared.storage.commands",
+)
+
+
+class CommandError(Exception):
+    """An operator-facing failure: printed as one line, exit code 1."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m shared",
+        description="Replicate Microsoft 365 calendars into your database and act on Outlook.",
+    )
+    parser.add_argument("--version", action="version", version=__version__)
+    commands = parser.add_subparsers(dest="command", metavar="<command>")
+    commands.required = True
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from shared.logging_setup import configure_logging
+
+    try:
+        from shared.config import get_settings
+
+        configure_logging(get_settings().log_level)
+        return int(args.handler(args) or 0)
+    except (ConfigError, CommandError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, ConfigError) else 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

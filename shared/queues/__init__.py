@@ -1,0 +1,41 @@
+"""Durable queues: the embedded SQLite queue locally, Azure Storage Queues in Azure.
+
+Both give the same at-least-once contract as Azure Storage Queues: a received
+message is invisible for a while, comes back if not deleted, and carries its
+dequeue count so the host can move it to `<name>-poison` after
+`maxDequeueCount` failures (host.json).
+"""
+
+from __future__ import annotations
+
+from shared.queues.base import Queue, QueueMessage, poison_queue_name
+
+SYNC_QUEUE = "calendar-sync"
+OUTBOUND_QUEUE = "outlook-changes"
+
+__all__ = ["OUTBOUND_QUEUE", "SYNC_QUEUE", "Queue", "QueueMessage", "open_queue", "poison_queue_name"]
+
+_opened: dict[tuple[str, str], Queue] = {}
+
+
+def open_queue(name: str, settings=None) -> Queue:
+    """The queue called `name` on the configured backend (cached per process)."""
+    from shared.config import get_settings
+
+    settings = settings or get_settings()
+    if settings.queue_connection_string or settings.queue_account_url:
+        key = ("azure", f"{settings.queue_connection_string or settings.queue_account_url}|{name}")
+    else:
+        key = ("local", f"{settings.local_queue_path}|{name}")
+    queue = _opened.get(key)
+    if queue is None:
+        if key[0] == "azure":
+            from shared.queues.azure import AzureStorageQueue
+
+            queue = AzureStorageQueue(name, settings.queue_connection_string, settings.queue_account_url)
+        else:
+            from shared.queues.local import LocalQueue
+
+            queue = LocalQueue(name, settings.local_queue_path)
+        _opened[key] = queue
+    return queue

@@ -1,0 +1,8 @@
+"""Function triggers, one blueprint per area.
+
+Each module defines `bp = func.Blueprint()` and a few short triggers that parse
+the request, call one function of the package and turn its result or error into
+a response. Heavy modules (MSAL, Azure SDKs, psycopg, cryptography) are imported
+inside the trigger bodies, never at module load: Graph gives the notification
+endpoint 3 seconds and the validation handshake 10, cold start included.
+"""
