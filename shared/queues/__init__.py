@@ -15,27 +15,21 @@ OUTBOUND_QUEUE = "outlook-changes"
 
 __all__ = ["OUTBOUND_QUEUE", "SYNC_QUEUE", "Queue", "QueueMessage", "open_queue", "poison_queue_name"]
 
-_opened: dict[tuple[str, str], Queue] = {}
-
-
 def open_queue(name: str, settings=None) -> Queue:
     """The queue called `name` on the configured backend (cached per process)."""
+    from shared import runtime
     from shared.config import get_settings
 
     settings = settings or get_settings()
     if settings.queue_connection_string or settings.queue_account_url:
-        key = ("azure", f"{settings.queue_connection_string or settings.queue_account_url}|{name}")
-    else:
-        key = ("local", f"{settings.local_queue_path}|{name}")
-    queue = _opened.get(key)
-    if queue is None:
-        if key[0] == "azure":
-            from shared.queues.azure import AzureStorageQueue
+        from shared.queues.azure import AzureStorageQueue
 
-            queue = AzureStorageQueue(name, settings.queue_connection_string, settings.queue_account_url)
-        else:
-            from shared.queues.local import LocalQueue
+        where = settings.queue_connection_string or settings.queue_account_url
+        return runtime.cached(
+            f"queue:azure:{where}:{name}",
+            lambda: AzureStorageQueue(name, settings.queue_connection_string, settings.queue_account_url),
+        )
+    from shared.queues.local import LocalQueue
 
-            queue = LocalQueue(name, settings.local_queue_path)
-        _opened[key] = queue
-    return queue
+    return runtime.cached(f"queue:local:{settings.local_queue_path}:{name}",
+                          lambda: LocalQueue(name, settings.local_queue_path))
