@@ -43,6 +43,18 @@ class QueueJob:
     arg_name: str
 
 
+_functions_cache: dict[int, list[Any]] = {}
+_functions_lock = threading.Lock()
+
+
+def registered_functions(app: func.FunctionApp) -> list[Any]:
+    """`app.get_functions()`, which the SDK allows only once per app object: cached."""
+    with _functions_lock:
+        if id(app) not in _functions_cache:
+            _functions_cache[id(app)] = app.get_functions()
+        return _functions_cache[id(app)]
+
+
 def _call(function: Callable[..., Any], arg_name: str, value: Any) -> Any:
     result = function(**{arg_name: value})
     if inspect.isawaitable(result):
@@ -66,6 +78,7 @@ class DevHost:
         timers: bool = True,
         queues: bool = True,
         poll_interval: float = 0.2,
+        queue_options: dict[str, Any] | None = None,
     ) -> None:
         if app is None:
             from function_app import app as default_app
@@ -73,7 +86,7 @@ class DevHost:
             app = default_app
         self.host_json = host_settings.load_host_json()
         self.prefix = host_settings.route_prefix(self.host_json)
-        self.queue_options = host_settings.queue_options(self.host_json)
+        self.queue_options = {**host_settings.queue_options(self.host_json), **(queue_options or {})}
         if function_key is None or master_key is None:
             generated = host_settings.function_keys()
             function_key = function_key or generated[0]
@@ -94,7 +107,7 @@ class DevHost:
 
     # --- metadata --------------------------------------------------------------------
     def _read_metadata(self, app: func.FunctionApp) -> None:
-        for function in app.get_functions():
+        for function in registered_functions(app):
             trigger = function.get_trigger()
             user_function = function.get_user_function()
             kind = type(trigger).__name__
@@ -270,6 +283,8 @@ class DevHost:
 
     def poll_queue(self, name: str, *, pool: ThreadPoolExecutor | None = None) -> int:
         """Receive one batch for queue trigger `name` and run it; returns the batch size."""
+        from azure.functions.queue import QueueMessage as TriggerMessage
+
         from shared.queues import open_queue, poison_queue_name
 
         job = next(j for j in self.queue_jobs if j.name == name)
@@ -281,7 +296,7 @@ class DevHost:
             with self._inflight_lock:
                 self._inflight += 1
             try:
-                item = func.QueueMessage(id=message.id, body=message.body.encode("utf-8"),
+                item = TriggerMessage(id=message.id, body=message.body.encode("utf-8"),
                                          dequeue_count=message.dequeue_count, pop_receipt=message.pop_receipt)
                 _call(job.function, job.arg_name, item)
                 queue.delete(message)

@@ -16,6 +16,7 @@ from shared import __version__
 from shared.config import ConfigError
 
 COMMAND_MODULES = (
+    "shared.config_commands",
     "shared.storage.commands",
 )
 
