@@ -1,0 +1,164 @@
+"""`clientState` derived by HMAC, checked without a database round trip.
+
+Graph echoes a subscription's `clientState` in every notification and keeps
+the `notificationUrl` (query string included) on every delivery. So each
+subscription gets a URL carrying an opaque routing value `sid` and the id of
+the HMAC key used, and its clientState is HMAC-SHA256(key, kid.sid). The
+receiver recomputes it from the URL alone and compares in constant time: no
+lookup, so the 3-second acknowledgement never waits on a database.
+
+A `sid` names what a notification is for:
+- `sync:<user_id>`: the events subscription of a replicated account -> a sync;
+- `out:<label>`: a subscription created through the actions (mail folders,
+  extra event subscriptions) -> published to the outbound queue only.
+
+Keys live in the secret store (`notify-key-<kid>`, current id in
+`notify-key-current`); old keys keep verifying until their subscriptions are
+renewed with the new one.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import threading
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+SYNC = "sync"
+OUTBOUND = "out"
+_CURRENT = "notify-key-current"
+_lock = threading.Lock()
+
+
+class InvalidRouting(ValueError):
+    """The notification URL's sid/kid are missing or malformed."""
+
+
+@dataclass(frozen=True)
+class SubscriptionTarget:
+    """What a subscription request needs: where Graph posts, and the clientState to echo."""
+
+    notification_url: str
+    lifecycle_notification_url: str
+    client_state: str
+    sid: str
+
+
+@dataclass(frozen=True)
+class Routing:
+    kind: str  # SYNC or OUTBOUND
+    value: str  # the user id, or the outbound label
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _store():
+    from shared.secrets import open_secret_store
+
+    return open_secret_store()
+
+
+def _key_cache() -> dict[str, bytes]:
+    from shared import runtime
+
+    return runtime.cached("notify-keys", dict)
+
+
+def _key(kid: str) -> bytes | None:
+    _keys = _key_cache()
+    key = _keys.get(kid)
+    if key is None:
+        if not kid.isalnum() or len(kid) > 32:
+            return None
+        raw = _store().get(f"notify-key-{kid}")
+        if raw is None:
+            return None
+        key = _unb64(raw)
+        _keys[kid] = key  # a key id never changes meaning: cache for the process lifetime
+    return key
+
+
+def current_key() -> tuple[str, bytes]:
+    """The key new subscriptions are signed with, created on first use."""
+    with _lock:
+        store = _store()
+        kid = store.get(_CURRENT)
+        if kid is None:
+            kid = secrets.token_hex(4)
+            store.set(f"notify-key-{kid}", _b64(secrets.token_bytes(32)))
+            store.set(_CURRENT, kid)
+        key = _key(kid)
+        if key is None:
+            raise RuntimeError(f"notification key {kid} is named current but missing from the secret store")
+        return kid, key
+
+
+def rotate_key() -> str:
+    """Make a new current key; existing subscriptions keep verifying with theirs."""
+    with _lock:
+        kid = secrets.token_hex(4)
+        store = _store()
+        store.set(f"notify-key-{kid}", _b64(secrets.token_bytes(32)))
+        store.set(_CURRENT, kid)
+    return kid
+
+
+def _mac(key: bytes, kid: str, sid: str) -> str:
+    return _b64(hmac.new(key, f"{kid}.{sid}".encode(), hashlib.sha256).digest())
+
+
+def encode_sid(kind: str, value: str) -> str:
+    if kind not in (SYNC, OUTBOUND) or not value:
+        raise ValueError("sid kind must be sync or out, with a value")
+    return _b64(f"{kind}:{value}".encode())
+
+
+def decode_sid(sid: str) -> Routing:
+    try:
+        kind, _, value = _unb64(sid).decode("utf-8").partition(":")
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidRouting("sid is not valid base64url text") from None
+    if kind not in (SYNC, OUTBOUND) or not value:
+        raise InvalidRouting("sid names no known target")
+    return Routing(kind, value)
+
+
+def issue(kind: str, value: str, settings=None) -> SubscriptionTarget:
+    """URLs and clientState for a new (or renewed-by-recreation) subscription."""
+    from shared.config import get_settings
+
+    settings = settings or get_settings()
+    kid, key = current_key()
+    sid = encode_sid(kind, value)
+    query = urlencode({"sid": sid, "kid": kid})
+    base = settings.app_base_url
+    return SubscriptionTarget(
+        notification_url=f"{base}/api/graph/notifications?{query}",
+        lifecycle_notification_url=f"{base}/api/graph/lifecycle?{query}",
+        client_state=_mac(key, kid, sid),
+        sid=sid,
+    )
+
+
+def verify(sid: str | None, kid: str | None, client_state: object) -> Routing | None:
+    """The routing of a genuine notification, or None (unknown key, wrong or missing clientState)."""
+    if not sid or not kid or not isinstance(client_state, str) or len(client_state) > 128:
+        return None
+    key = _key(kid)
+    if key is None:
+        return None
+    if not hmac.compare_digest(_mac(key, kid, sid).encode(), client_state.encode()):
+        return None
+    try:
+        return decode_sid(sid)
+    except InvalidRouting:
+        return None
