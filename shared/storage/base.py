@@ -1,0 +1,424 @@
+"""The repository's semantics, written once above the backends.
+
+Callers only see the public methods of `Repository`. Newer-wins, change
+detection, de-duplication, chunking, row mapping and the page/round logic live
+here; a backend implements a handful of primitives (`_transaction`,
+`_fetch_stored`, `_write_rows`, `_select`, `_delete`, `_put`, `_count`) and may
+replace `_upsert_rows` with a single native statement when it renders the same
+rule (`newer_and_different_sql`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import time
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from shared.storage import schema
+from shared.storage.schema import ACCOUNTS, CALENDARS, CURSORS, EVENTS, SEEN, USERS, TableSpec
+from shared.storage.types import (
+    KEEP,
+    AccountState,
+    CalendarRow,
+    ChangedRow,
+    EventRow,
+    PageResult,
+    SyncCursor,
+    UserRow,
+)
+
+ACCOUNT_STATUSES = ("linked", "reauth_required", "unlinked")
+ACCOUNT_MODES = ("delegated", "app_only")
+
+
+class Conflict(Exception):
+    """A concurrent writer changed a row between our read and our write; the unit is retried."""
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def canonical_json(data: Any) -> str:
+    """One text per JSON value, so stored data can be compared as text or digest."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+@dataclass
+class Mapped:
+    """An incoming row: the column values this write sets, and its data."""
+
+    key: str
+    values: dict[str, Any]  # key, derived, context and explicitly given managed columns (not meta, not data)
+    data: dict[str, Any]
+    text: str
+    digest: str
+    version: str
+    compared: tuple[str, ...] = ()  # non-derived columns whose change alone is a real change
+
+
+@dataclass
+class Stored:
+    """What change detection needs to know about a stored row."""
+
+    key: str
+    version: str
+    digest: str
+    columns: dict[str, Any] = field(default_factory=dict)  # context/managed/meta values as stored
+    etag: Any = None
+
+
+def is_older(new_version: str, stored_version: str) -> bool:
+    """Versions are sortable texts; an unknown ('') version is never older nor newer."""
+    return bool(new_version) and bool(stored_version) and new_version < stored_version
+
+
+def should_write(stored: Stored, row: Mapped) -> bool:
+    """Newer-or-equal AND different: older versions never overwrite, unchanged rows are not written."""
+    if is_older(row.version, stored.version):
+        return False
+    if row.digest != stored.digest:
+        return True
+    return any(stored.columns.get(name) != row.values.get(name) for name in row.compared)
+
+
+def newer_and_different_sql(spec: TableSpec, compared: Iterable[str], stored: str, new: str) -> str:
+    """`should_write` rendered for SQL `ON CONFLICT ... DO UPDATE ... WHERE` (identifiers are spec names)."""
+    different = [f"{stored}.data IS DISTINCT FROM {new}.data"]
+    different += [f"{stored}.{name} IS DISTINCT FROM {new}.{name}" for name in compared]
+    clause = f"({' OR '.join(different)})"
+    if spec.versioned:
+        clause = (f"NOT (COALESCE({new}.row_version, '') <> '' AND COALESCE({stored}.row_version, '') <> '' "
+                  f"AND {new}.row_version < {stored}.row_version) AND {clause}")
+    return clause
+
+
+def map_row(spec: TableSpec, data: dict[str, Any], context: dict[str, Any],
+            managed: dict[str, Any] | None = None) -> Mapped:
+    """Graph JSON + caller context -> the values of one row, from the spec."""
+    if not isinstance(data, dict):
+        raise TypeError(f"{spec.name}: a row's data must be a JSON object, got {type(data).__name__}")
+    key = context.get(spec.remote_key) or data.get("id")
+    if not key:
+        raise ValueError(f"{spec.name}: row without id")
+    values: dict[str, Any] = {spec.remote_key: key, **schema.derive(spec, data)}
+    compared = []
+    for name, value in {**context, **(managed or {})}.items():
+        if name != spec.remote_key:
+            spec.column(name)
+            values[name] = value
+            compared.append(name)
+    text = canonical_json(data)
+    return Mapped(key, values, data, text, digest(text), values.get("row_version") or "", tuple(compared))
+
+
+def dedupe(rows: Iterable[Mapped]) -> list[Mapped]:
+    """One row per key: the later one wins unless it is older (a page may repeat an item)."""
+    kept: dict[str, Mapped] = {}
+    for row in rows:
+        previous = kept.get(row.key)
+        if previous is None or not is_older(row.version, previous.version):
+            kept[row.key] = row
+    return list(kept.values())
+
+
+class Repository(ABC):
+    """Everything the product stores. Backends: postgres.py, sqlite.py, tables.py."""
+
+    backend: str = "abstract"
+    chunk_size: int = 500
+    max_attempts: int = 8
+
+    # ------------------------------------------------------------------ primitives
+    @abstractmethod
+    def ensure_schema(self) -> None:
+        """Create or migrate every table (idempotent, versioned)."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    @abstractmethod
+    def _transaction(self, partition: str) -> AbstractContextManager[Any]:
+        """A unit of work; commits on success, discards on exception where the backend can."""
+
+    @abstractmethod
+    def _fetch_stored(self, tx: Any, spec: TableSpec, partition: str, keys: list[str]) -> dict[str, Stored]: ...
+
+    @abstractmethod
+    def _write_rows(self, tx: Any, spec: TableSpec, partition: str,
+                    writes: list[tuple[Mapped, Stored | None]], now: datetime) -> None:
+        """Insert (stored None) or update rows decided by `should_write`; raise Conflict on a lost race."""
+
+    @abstractmethod
+    def _select(self, spec: TableSpec, partition: str | None, filters: dict[str, Any], tx: Any = None,
+                columns: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """Rows whose columns equal the filters (a list/set/tuple value means IN), decoded to Python."""
+
+    @abstractmethod
+    def _delete(self, tx: Any, spec: TableSpec, partition: str, filters: dict[str, Any]) -> list[str]:
+        """Delete matching rows; return the last key column of each deleted row."""
+
+    @abstractmethod
+    def _put(self, tx: Any, spec: TableSpec, partition: str, rows: list[dict[str, Any]]) -> None:
+        """Insert or fully replace rows of an operational (non-replicated) table."""
+
+    @abstractmethod
+    def _count(self, spec: TableSpec, partition: str | None) -> int: ...
+
+    # ------------------------------------------------------------------ shared machinery
+    def _atomic(self, partition: str, unit: Any) -> Any:
+        """Run `unit(tx)` in one transaction, again from the start when a concurrent writer won a race."""
+        for attempt in range(self.max_attempts):
+            try:
+                with self._transaction(partition) as tx:
+                    return unit(tx)
+            except Conflict:
+                if attempt == self.max_attempts - 1:
+                    raise
+                time.sleep(random.uniform(0, 0.01 * 2 ** attempt))
+        raise AssertionError("unreachable")
+
+    def _upsert_rows(self, tx: Any, spec: TableSpec, partition: str, rows: list[Mapped],
+                     now: datetime) -> list[ChangedRow]:
+        stored = self._fetch_stored(tx, spec, partition, [r.key for r in rows])
+        writes = [(r, stored.get(r.key)) for r in rows if r.key not in stored or should_write(stored[r.key], r)]
+        if writes:
+            self._write_rows(tx, spec, partition, writes, now)
+        return [ChangedRow(spec.name, r.key, "updated" if s else "created", r.data) for r, s in writes]
+
+    def _upsert(self, tx: Any, spec: TableSpec, partition: str, rows: Iterable[Mapped]) -> list[ChangedRow]:
+        now = utcnow()
+        changes: list[ChangedRow] = []
+        for chunk in chunks(dedupe(rows), self.chunk_size):
+            changes += self._upsert_rows(tx, spec, partition, list(chunk), now)
+        return changes
+
+    def _get(self, spec: TableSpec, partition: str, key: dict[str, Any], tx: Any = None) -> dict[str, Any] | None:
+        rows = self._select(spec, partition, key, tx)
+        return rows[0] if rows else None
+
+    # ------------------------------------------------------------------ users
+    def upsert_user(self, user_id: str, data: dict[str, Any], *, encrypted_refresh_token: Any = KEEP) -> None:
+        managed = {} if encrypted_refresh_token is KEEP else {"encrypted_refresh_token": encrypted_refresh_token}
+        row = map_row(USERS, data, {"microsoft_user_id": user_id}, managed)
+        self._atomic(user_id, lambda tx: self._upsert(tx, USERS, user_id, [row]))
+
+    def get_user(self, user_id: str) -> UserRow | None:
+        row = self._get(USERS, user_id, {"microsoft_user_id": user_id})
+        return UserRow(**row) if row else None
+
+    def list_users(self) -> list[UserRow]:
+        return [UserRow(**r) for r in self._select(USERS, None, {})]
+
+    def _set_user_columns(self, user_id: str, values: dict[str, Any]) -> None:
+        def unit(tx: Any) -> None:
+            current = self._get(USERS, user_id, {"microsoft_user_id": user_id}, tx)
+            data = current["data"] if current else {}
+            self._upsert(tx, USERS, user_id, [map_row(USERS, data, {"microsoft_user_id": user_id}, values)])
+
+        self._atomic(user_id, unit)
+
+    def set_refresh_token(self, user_id: str, encrypted: str | None) -> None:
+        """Store the encrypted refresh token (creates the user row with empty data if missing)."""
+        self._set_user_columns(user_id, {"encrypted_refresh_token": encrypted})
+
+    def set_events_subscription(self, user_id: str, subscription_id: str | None,
+                                expiration: datetime | None) -> None:
+        self._set_user_columns(user_id, {"events_subscription_id": subscription_id,
+                                         "events_subscription_expiration": _utc(expiration)})
+
+    def delete_user(self, user_id: str) -> None:
+        """The user's rows in all three tables, the account state, cursors and round markers."""
+        def unit(tx: Any) -> None:
+            for spec in (SEEN, CURSORS, EVENTS, CALENDARS, ACCOUNTS, USERS):
+                self._delete(tx, spec, user_id, {"microsoft_user_id": user_id})
+
+        self._atomic(user_id, unit)
+
+    # ------------------------------------------------------------------ account state
+    def get_account(self, user_id: str) -> AccountState | None:
+        row = self._get(ACCOUNTS, user_id, {"microsoft_user_id": user_id})
+        return AccountState(**row) if row else None
+
+    def update_account(self, user_id: str, **changes: Any) -> AccountState:
+        """Change some fields (creating the row if missing); status changes stamp status_changed_at."""
+        allowed = set(ACCOUNTS.names()) - {"microsoft_user_id", "created_at", "updated_at"}
+        unknown = set(changes) - allowed
+        if unknown:
+            raise TypeError(f"update_account: unknown fields {sorted(unknown)}")
+        if changes.get("status") not in (None, *ACCOUNT_STATUSES):
+            raise ValueError(f"status must be one of {ACCOUNT_STATUSES}")
+        if changes.get("mode") not in (None, *ACCOUNT_MODES):
+            raise ValueError(f"mode must be one of {ACCOUNT_MODES}")
+
+        def unit(tx: Any) -> AccountState:
+            now = utcnow()
+            row = self._get(ACCOUNTS, user_id, {"microsoft_user_id": user_id}, tx) or {
+                "microsoft_user_id": user_id, "created_at": now}
+            if "status" in changes and changes["status"] != row.get("status"):
+                row["status_changed_at"] = now
+            row.update({k: _utc(v) if isinstance(v, datetime) else v for k, v in changes.items()})
+            row["updated_at"] = now
+            self._put(tx, ACCOUNTS, user_id, [row])
+            return AccountState(**row)
+
+        return self._atomic(user_id, unit)
+
+    def list_accounts(self) -> list[AccountState]:
+        return [AccountState(**r) for r in self._select(ACCOUNTS, None, {})]
+
+    # ------------------------------------------------------------------ calendars
+    def upsert_calendars(self, user_id: str, calendars: list[dict[str, Any]]) -> list[ChangedRow]:
+        rows = [map_row(CALENDARS, c, {"microsoft_user_id": user_id}) for c in calendars]
+        return self._atomic(user_id, lambda tx: self._upsert(tx, CALENDARS, user_id, rows))
+
+    def delete_calendars(self, user_id: str, calendar_ids: Iterable[str]) -> list[str]:
+        """Delete calendars with their events, cursors and round markers; returns deleted calendar ids."""
+        ids = sorted(set(calendar_ids))
+        if not ids:
+            return []
+
+        def unit(tx: Any) -> list[str]:
+            scope = {"microsoft_user_id": user_id, "microsoft_calendar_id": ids}
+            for spec in (SEEN, CURSORS, EVENTS):
+                self._delete(tx, spec, user_id, scope)
+            return self._delete(tx, CALENDARS, user_id, scope)
+
+        return self._atomic(user_id, unit)
+
+    def list_calendars(self, user_id: str) -> list[CalendarRow]:
+        return [CalendarRow(**r) for r in self._select(CALENDARS, user_id, {"microsoft_user_id": user_id})]
+
+    # ------------------------------------------------------------------ events
+    def upsert_events(self, user_id: str, calendar_id: str, events: list[dict[str, Any]]) -> list[ChangedRow]:
+        rows = self._event_rows(user_id, calendar_id, events)
+        return self._atomic(user_id, lambda tx: self._upsert(tx, EVENTS, user_id, rows))
+
+    def delete_events(self, user_id: str, event_ids: Iterable[str]) -> list[str]:
+        ids = sorted(set(event_ids))
+        if not ids:
+            return []
+        scope = {"microsoft_user_id": user_id, "microsoft_event_id": ids}
+        return self._atomic(user_id, lambda tx: self._delete(tx, EVENTS, user_id, scope))
+
+    def list_events(self, user_id: str, calendar_id: str | None = None) -> list[EventRow]:
+        filters = {"microsoft_user_id": user_id}
+        if calendar_id is not None:
+            filters["microsoft_calendar_id"] = calendar_id
+        return [EventRow(**r) for r in self._select(EVENTS, user_id, filters)]
+
+    def event_ids(self, user_id: str, calendar_id: str) -> set[str]:
+        rows = self._select(EVENTS, user_id, {"microsoft_user_id": user_id, "microsoft_calendar_id": calendar_id},
+                            columns=["microsoft_event_id"])
+        return {r["microsoft_event_id"] for r in rows}
+
+    def _event_rows(self, user_id: str, calendar_id: str, events: Iterable[dict[str, Any]]) -> list[Mapped]:
+        context = {"microsoft_user_id": user_id, "microsoft_calendar_id": calendar_id}
+        return [map_row(EVENTS, e, context) for e in events]
+
+    # ------------------------------------------------------------------ sync cursors and pages
+    def get_cursor(self, user_id: str, calendar_id: str) -> SyncCursor | None:
+        row = self._get(CURSORS, user_id, {"microsoft_user_id": user_id, "microsoft_calendar_id": calendar_id})
+        return SyncCursor(**row) if row else None
+
+    def save_page(self, user_id: str, calendar_id: str, *, events: list[dict[str, Any]], removed_ids: list[str],
+                  next_link: str | None, delta_link: str | None, window: tuple[datetime, datetime],
+                  full_round: bool = False) -> PageResult:
+        """Upsert a page, delete its removed ids (in this calendar) and store the cursor, in one unit.
+
+        While a round goes on the cursor holds next_link (and keeps the previous delta_link); the
+        delta_link replaces both when the round ends. In a full round the page's ids are remembered
+        for `finish_full_round`. Items carrying `@removed` are treated as removed ids.
+        """
+        removed = set(removed_ids) | {e["id"] for e in events if "@removed" in e and e.get("id")}
+        rows = self._event_rows(user_id, calendar_id, [e for e in events if "@removed" not in e])
+        cursor_key = {"microsoft_user_id": user_id, "microsoft_calendar_id": calendar_id}
+
+        def unit(tx: Any) -> PageResult:
+            now = utcnow()
+            cursor = self._get(CURSORS, user_id, cursor_key, tx) or {}
+            round_id = None
+            if full_round:
+                round_id = cursor.get("round_id") if cursor.get("full_round") else None
+                round_id = round_id or uuid.uuid4().hex
+            changes = self._upsert(tx, EVENTS, user_id, rows)
+            gone = sorted(removed - {r.key for r in rows})
+            if gone:
+                deleted = self._delete(tx, EVENTS, user_id, {**cursor_key, "microsoft_event_id": gone})
+                changes += [ChangedRow(EVENTS.name, i, "deleted", None) for i in deleted]
+            if full_round and rows:
+                self._put(tx, SEEN, user_id, [{**cursor_key, "round_id": round_id, "microsoft_event_id": r.key}
+                                              for r in dedupe(rows)])
+            self._put(tx, CURSORS, user_id, [{
+                **cursor_key, "window_start": _utc(window[0]), "window_end": _utc(window[1]),
+                "next_link": next_link, "delta_link": delta_link if delta_link else cursor.get("delta_link"),
+                "full_round": bool(full_round or cursor.get("full_round")),
+                "round_id": round_id or cursor.get("round_id"), "updated_at": now}])
+            return PageResult(changes, round_id)
+
+        return self._atomic(user_id, unit)
+
+    def finish_full_round(self, user_id: str, calendar_id: str) -> list[str]:
+        """Delete the calendar's local rows not written during the round; end the round."""
+        cursor_key = {"microsoft_user_id": user_id, "microsoft_calendar_id": calendar_id}
+
+        def unit(tx: Any) -> list[str]:
+            cursor = self._get(CURSORS, user_id, cursor_key, tx)
+            if not cursor or not cursor.get("round_id"):
+                return []
+            round_key = {**cursor_key, "round_id": cursor["round_id"]}
+            seen = {r["microsoft_event_id"] for r in self._select(SEEN, user_id, round_key, tx,
+                                                                  columns=["microsoft_event_id"])}
+            local = {r["microsoft_event_id"] for r in self._select(EVENTS, user_id, cursor_key, tx,
+                                                                   columns=["microsoft_event_id"])}
+            unseen = sorted(local - seen)
+            deleted = self._delete(tx, EVENTS, user_id, {**cursor_key, "microsoft_event_id": unseen}) if unseen else []
+            self._delete(tx, SEEN, user_id, cursor_key)
+            self._put(tx, CURSORS, user_id, [{**cursor, "full_round": False, "round_id": None,
+                                              "updated_at": utcnow()}])
+            return deleted
+
+        return self._atomic(user_id, unit)
+
+    def clear_cursor(self, user_id: str, calendar_id: str) -> None:
+        scope = {"microsoft_user_id": user_id, "microsoft_calendar_id": calendar_id}
+
+        def unit(tx: Any) -> None:
+            self._delete(tx, SEEN, user_id, scope)
+            self._delete(tx, CURSORS, user_id, scope)
+
+        self._atomic(user_id, unit)
+
+    def counts(self, user_id: str | None = None) -> dict[str, int]:
+        return {spec.name: self._count(spec, user_id) for spec in (USERS, CALENDARS, EVENTS, ACCOUNTS, CURSORS)}
+
+    def __enter__(self) -> Repository:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("datetimes must be timezone-aware")
+    return value.astimezone(UTC)

@@ -1,0 +1,174 @@
+"""Every stored table, declared once.
+
+A `TableSpec` lists its columns in order with their type, role and (for
+columns read from Graph JSON) the converter. That single declaration drives
+the PostgreSQL/SQLite DDL (`fixture.py`), the row mapping (`map_row`), the row
+dataclasses (`types.py`) and the Table Storage entity mapping (`tables.py`).
+
+Roles: `key` (remote id), `meta` (row_created_at/row_updated_at, set by the
+repository), `derived` (read from `data`), `context` (given by the caller:
+owner user, parent calendar), `managed` (set by dedicated methods: refresh
+token, subscription), `data` (the raw JSON). Operational tables (accounts,
+cursors, round markers, schema_version) use `state` columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from shared.storage import timeconv
+
+TEXT, TIMESTAMP, BOOL, INT, JSON = "text", "timestamp", "bool", "int", "json"
+KEY, META, DERIVED, CONTEXT, MANAGED, DATA, STATE = "key", "meta", "derived", "context", "managed", "data", "state"
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    role: str = MANAGED
+    indexed: bool = False
+    source: Callable[[dict], Any] | None = None
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str          # SQL table name (WebhookDB's for the replicated tables)
+    short: str         # Table Storage suffix after TABLE_PREFIX (alphanumeric)
+    columns: tuple[Column, ...]
+    key: tuple[str, ...]
+    replicated: bool   # WebhookDB shape: pk bigserial, unique remote id, data jsonb
+    partition: str = "microsoft_user_id"
+
+    def column(self, name: str) -> Column:
+        for col in self.columns:
+            if col.name == name:
+                return col
+        raise KeyError(f"{self.name} has no column {name}")
+
+    def names(self, *roles: str) -> list[str]:
+        return [c.name for c in self.columns if not roles or c.role in roles]
+
+    @property
+    def remote_key(self) -> str:
+        return self.key[-1]
+
+    @property
+    def indexed(self) -> list[str]:
+        return [c.name for c in self.columns if c.indexed]
+
+    @property
+    def versioned(self) -> bool:
+        return any(c.name == "row_version" for c in self.columns)
+
+
+def replicated(name: str, short: str, key: str, *columns: Column) -> TableSpec:
+    """A WebhookDB-shaped table: remote key, row timestamps, own columns, then data."""
+    return TableSpec(
+        name, short,
+        (Column(key, TEXT, KEY), Column("row_created_at", TIMESTAMP, META, indexed=True),
+         Column("row_updated_at", TIMESTAMP, META, indexed=True), *columns, Column("data", JSON, DATA)),
+        key=(key,), replicated=True,
+        partition=key if key == "microsoft_user_id" else "microsoft_user_id",
+    )
+
+
+def state(name: str, short: str, key: tuple[str, ...], *columns: Column) -> TableSpec:
+    """An operational table of this app (not WebhookDB's): composite key, plain columns."""
+    return TableSpec(name, short, tuple(Column(k, TEXT, KEY) for k in key) + columns, key=key, replicated=False)
+
+
+def _get(*path: str) -> Callable[[dict], Any]:
+    def read(data: dict) -> Any:
+        value: Any = data
+        for part in path:
+            if not isinstance(value, dict):
+                return None
+            value = value.get(part)
+        return value
+
+    return read
+
+
+def _instant(field: str) -> Callable[[dict], Any]:
+    return lambda d: timeconv.to_instant(d.get(field), all_day=bool(d.get("isAllDay")))
+
+
+def event_version(data: dict) -> str:
+    """Sortable version: lastModifiedDateTime (7 digits, UTC) then changeKey; '' when unknown."""
+    modified = timeconv.sortable(data.get("lastModifiedDateTime"))
+    return f"{modified}|{data.get('changeKey') or ''}" if modified else ""
+
+
+def _s(name: str, type_: str = TEXT) -> Column:
+    return Column(name, type_, STATE)
+
+
+USERS = replicated(
+    "microsoft_calendar_user_v1", "users", "microsoft_user_id",
+    Column("encrypted_refresh_token", TEXT),
+    Column("events_subscription_id", TEXT, indexed=True),
+    Column("events_subscription_expiration", TIMESTAMP, indexed=True),
+)
+
+CALENDARS = replicated(
+    "microsoft_calendar_v1", "calendars", "microsoft_calendar_id",
+    Column("microsoft_user_id", TEXT, CONTEXT, indexed=True),
+    Column("is_default_calendar", BOOL, DERIVED, source=_get("isDefaultCalendar")),
+    Column("name", TEXT, DERIVED, source=_get("name")),
+    Column("delta_url", TEXT),
+)
+
+EVENTS = replicated(
+    "microsoft_calendar_event_v1", "events", "microsoft_event_id",
+    Column("microsoft_calendar_id", TEXT, CONTEXT, indexed=True),
+    Column("microsoft_user_id", TEXT, CONTEXT, indexed=True),
+    Column("created", TIMESTAMP, DERIVED, source=lambda d: timeconv.parse_utc(d.get("createdDateTime"))),
+    Column("updated", TIMESTAMP, DERIVED, source=lambda d: timeconv.parse_utc(d.get("lastModifiedDateTime"))),
+    Column("is_all_day", BOOL, DERIVED, source=_get("isAllDay")),
+    Column("start_at", TIMESTAMP, DERIVED, indexed=True, source=_instant("start")),
+    Column("start_timezone", TEXT, DERIVED, source=_get("start", "timeZone")),
+    Column("original_start_timezone", TEXT, DERIVED, source=_get("originalStartTimeZone")),
+    Column("end_at", TIMESTAMP, DERIVED, indexed=True, source=_instant("end")),
+    Column("end_timezone", TEXT, DERIVED, source=_get("end", "timeZone")),
+    Column("original_end_timezone", TEXT, DERIVED, source=_get("originalEndTimeZone")),
+    Column("is_cancelled", BOOL, DERIVED, source=_get("isCancelled")),
+    Column("type", TEXT, DERIVED, source=_get("type")),
+    Column("series_master_id", TEXT, DERIVED, indexed=True, source=_get("seriesMasterId")),
+    Column("ical_uid", TEXT, DERIVED, indexed=True, source=_get("iCalUId")),
+    Column("subject", TEXT, DERIVED, source=_get("subject")),
+    Column("change_key", TEXT, DERIVED, source=_get("changeKey")),
+    Column("row_version", TEXT, DERIVED, source=event_version),
+)
+
+ACCOUNTS = state(
+    "microsoft_calendar_account_v1", "accounts", ("microsoft_user_id",),
+    _s("status"), _s("status_reason"), _s("status_changed_at", TIMESTAMP), _s("graph_user_id"), _s("mode"),
+    _s("subscription_client_state_id"), _s("subscription_resource"), _s("subscription_lifetime_minutes", INT),
+    _s("last_sync_at", TIMESTAMP), _s("last_sync_started_at", TIMESTAMP), _s("last_sync_error"),
+    _s("last_error_at", TIMESTAMP), _s("quota_error"), _s("extra", JSON),
+    _s("created_at", TIMESTAMP), _s("updated_at", TIMESTAMP),
+)
+
+CURSORS = state(
+    "microsoft_calendar_sync_cursor_v1", "cursors", ("microsoft_user_id", "microsoft_calendar_id"),
+    _s("window_start", TIMESTAMP), _s("window_end", TIMESTAMP), _s("next_link"), _s("delta_link"),
+    _s("full_round", BOOL), _s("round_id"), _s("updated_at", TIMESTAMP),
+)
+
+# Ids written during a reconciling round, kept until finish_full_round (crash-safe).
+SEEN = state(
+    "microsoft_calendar_round_seen_v1", "seen",
+    ("microsoft_user_id", "microsoft_calendar_id", "round_id", "microsoft_event_id"),
+)
+
+REPLICATED: tuple[TableSpec, ...] = (USERS, CALENDARS, EVENTS)
+ALL: tuple[TableSpec, ...] = (USERS, CALENDARS, EVENTS, ACCOUNTS, CURSORS, SEEN)
+BY_NAME = {spec.name: spec for spec in ALL}
+
+
+def derive(spec: TableSpec, data: dict) -> dict[str, Any]:
+    """Values of the columns read from the JSON payload."""
+    return {c.name: c.source(data) for c in spec.columns if c.role == DERIVED and c.source}

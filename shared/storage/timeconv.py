@@ -1,0 +1,97 @@
+"""Graph `dateTimeTimeZone` values to UTC instants.
+
+Graph sends local wall-clock times with a zone name that can be `UTC`, an IANA
+name, a Windows name ("Pacific Standard Time") or `tzone://Microsoft/...`, and
+fractions with 7 digits. Windows names go through tzlocal's CLDR table, which
+is maintained upstream, instead of a hand-written copy. All-day events are
+dates, not instants: they keep their calendar date at UTC midnight so no zone
+conversion can move them to the previous or next day.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+log = logging.getLogger(__name__)
+
+_UTC_ALIASES = {"utc", "gmt", "z", "etc/utc", "etc/gmt", "coordinated universal time", "utc+00:00",
+                "microsoft/utc", "tzone://microsoft/utc"}
+_FRACTION = re.compile(r"^(?P<base>[^.]+)(?:\.(?P<frac>\d+))?(?P<zone>Z|[+-]\d\d:?\d\d)?$")
+_OFFSET = re.compile(r"^(?:UTC|GMT)?\s*(?P<sign>[+-])(?P<h>\d{1,2}):?(?P<m>\d\d)?$", re.IGNORECASE)
+
+
+@lru_cache(maxsize=512)
+def resolve_zone(name: str | None) -> tzinfo:
+    """The tzinfo for any zone name Graph may send; unknown names fall back to UTC (logged)."""
+    if not name:
+        return UTC
+    cleaned = name.strip()
+    if cleaned.lower().startswith("tzone://microsoft/"):
+        cleaned = cleaned[len("tzone://microsoft/"):]
+    if cleaned.lower() in _UTC_ALIASES:
+        return UTC
+    from tzlocal.windows_tz import win_tz
+
+    iana = win_tz.get(cleaned)
+    if iana is None:
+        lowered = {k.lower(): v for k, v in win_tz.items()}
+        iana = lowered.get(cleaned.lower())
+    try:
+        return ZoneInfo(iana or cleaned)
+    except (ZoneInfoNotFoundError, ValueError):
+        pass
+    offset = _OFFSET.match(cleaned)
+    if offset:
+        minutes = int(offset["h"]) * 60 + int(offset["m"] or 0)
+        return timezone(timedelta(minutes=minutes if offset["sign"] == "+" else -minutes))
+    log.warning("unknown time zone %r: treating it as UTC", name)
+    return UTC
+
+
+def split_fraction(value: str) -> tuple[datetime, str]:
+    """Parse an ISO-8601 text keeping all fraction digits: (datetime to the microsecond, 7-digit fraction)."""
+    match = _FRACTION.match(value.strip())
+    if not match:
+        raise ValueError(f"not an ISO-8601 date-time: {value!r}")
+    frac = (match["frac"] or "")[:7].ljust(7, "0")
+    zone = match["zone"] or ""
+    parsed = datetime.fromisoformat(f"{match['base']}.{frac[:6]}{'+00:00' if zone == 'Z' else zone}")
+    return parsed, frac
+
+
+def to_instant(value: dict | None, *, all_day: bool = False) -> datetime | None:
+    """A Graph dateTimeTimeZone as an aware UTC datetime; all-day -> its date at UTC midnight."""
+    if not value or not value.get("dateTime"):
+        return None
+    local, _ = split_fraction(value["dateTime"])
+    if all_day:
+        return datetime(local.year, local.month, local.day, tzinfo=UTC)
+    if local.tzinfo is None:
+        local = local.replace(tzinfo=resolve_zone(value.get("timeZone")))
+    return local.astimezone(UTC)
+
+
+def parse_utc(value: str | None) -> datetime | None:
+    """An ISO-8601 timestamp (lastModifiedDateTime, ...) as aware UTC; naive means UTC."""
+    if not value:
+        return None
+    parsed, _ = split_fraction(value)
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def sortable(value: str | None) -> str:
+    """Fixed-width UTC text with 7 fraction digits, so versions compare as strings ('' when absent)."""
+    if not value:
+        return ""
+    parsed, frac = split_fraction(value)
+    instant = (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+    return instant.strftime("%Y-%m-%dT%H:%M:%S.") + f"{instant.microsecond:06d}{frac[6]}Z"
+
+
+def all_day_date(value: datetime | None) -> date | None:
+    """The calendar date an all-day row stands for."""
+    return value.date() if value else None
