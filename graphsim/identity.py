@@ -6,6 +6,7 @@ import base64
 import datetime as dt
 import hashlib
 import hmac
+import html
 import json
 import secrets
 import threading
@@ -171,6 +172,12 @@ class Identity:
         def redirect(params: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
             if state is not None:
                 params["state"] = state
+            if q.get("response_mode") == "form_post":
+                fields = "".join(f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}"/>'
+                                 for k, v in params.items())
+                page = (f'<html><body onload="document.forms[0].submit()"><form method="POST" '
+                        f'action="{html.escape(redirect_uri)}">{fields}</form></body></html>')
+                return 200, {"Content-Type": "text/html; charset=utf-8"}, page.encode()
             sep = "&" if "?" in redirect_uri else "?"
             return 302, {"Location": redirect_uri + sep + urllib.parse.urlencode(params)}, b""
 
