@@ -7,9 +7,9 @@ Only registrations live here; every trigger is defined in a blueprint under
 
 import azure.functions as func
 
-from shared.triggers import health
+from shared.triggers import accounts, health
 
 app = func.FunctionApp()
 
-for blueprint in (health.bp,):
+for blueprint in (health.bp, accounts.bp):
     app.register_functions(blueprint)

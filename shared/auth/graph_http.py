@@ -1,0 +1,35 @@
+"""The accounts area's Graph access, through the product's GraphClient.
+
+Sign-in reads `/me` with a token that is not stored yet, so it needs a client
+around a fixed token; everything else uses the factory's per-user or app
+clients (retries, Retry-After, mailbox cap).
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from typing import Any
+
+from shared.graph.errors import GraphError
+
+GraphCallError = GraphError
+
+
+def with_token(settings, token: str) -> Any:
+    """A client that sends one fixed bearer token (no refresh on 401)."""
+    from shared.graph.client import GraphClient
+
+    return GraphClient(settings.graph_base_url, lambda: token, timeout=settings.graph_timeout_seconds,
+                       max_retries=min(2, settings.graph_max_retries))
+
+
+def get_json(settings, path: str, token: str, **kwargs: Any) -> dict[str, Any]:
+    return with_token(settings, token).get(path, **kwargs)
+
+
+def quote_segment(value: str) -> str:
+    """A path segment (ids, UPNs) with everything but '@' escaped."""
+    return urllib.parse.quote(value, safe="@")
+
+
+__all__ = ["GraphCallError", "GraphError", "get_json", "quote_segment", "with_token"]
