@@ -158,13 +158,14 @@ class Repository(ABC):
     def _transaction(self, partition: str) -> AbstractContextManager[Any]:
         """A unit of work; commits on success, discards on exception where the backend can."""
 
-    @abstractmethod
-    def _fetch_stored(self, tx: Any, spec: TableSpec, partition: str, keys: list[str]) -> dict[str, Stored]: ...
+    def _fetch_stored(self, tx: Any, spec: TableSpec, partition: str, keys: list[str]) -> dict[str, Stored]:
+        """What is stored for these keys (used by the generic `_upsert_rows`)."""
+        raise NotImplementedError(f"{self.backend} overrides _upsert_rows")
 
-    @abstractmethod
     def _write_rows(self, tx: Any, spec: TableSpec, partition: str,
                     writes: list[tuple[Mapped, Stored | None]], now: datetime) -> None:
         """Insert (stored None) or update rows decided by `should_write`; raise Conflict on a lost race."""
+        raise NotImplementedError(f"{self.backend} overrides _upsert_rows")
 
     @abstractmethod
     def _select(self, spec: TableSpec, partition: str | None, filters: dict[str, Any], tx: Any = None,
@@ -206,7 +207,8 @@ class Repository(ABC):
     def _upsert(self, tx: Any, spec: TableSpec, partition: str, rows: Iterable[Mapped]) -> list[ChangedRow]:
         now = utcnow()
         changes: list[ChangedRow] = []
-        for chunk in chunks(dedupe(rows), self.chunk_size):
+        ordered = sorted(dedupe(rows), key=lambda r: r.key)  # one lock order for concurrent writers
+        for chunk in chunks(ordered, self.chunk_size):
             changes += self._upsert_rows(tx, spec, partition, list(chunk), now)
         return changes
 

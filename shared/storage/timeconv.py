@@ -20,7 +20,8 @@ log = logging.getLogger(__name__)
 
 _UTC_ALIASES = {"utc", "gmt", "z", "etc/utc", "etc/gmt", "coordinated universal time", "utc+00:00",
                 "microsoft/utc", "tzone://microsoft/utc"}
-_FRACTION = re.compile(r"^(?P<base>[^.]+)(?:\.(?P<frac>\d+))?(?P<zone>Z|[+-]\d\d:?\d\d)?$")
+_FRACTION = re.compile(r"^(?P<base>\d{4}-\d\d-\d\d(?:[T ]\d\d:\d\d(?::\d\d)?)?)(?:\.(?P<frac>\d+))?"
+                       r"(?P<zone>Z|[+-]\d\d:?\d\d)?$", re.IGNORECASE)
 _OFFSET = re.compile(r"^(?:UTC|GMT)?\s*(?P<sign>[+-])(?P<h>\d{1,2}):?(?P<m>\d\d)?$", re.IGNORECASE)
 
 
@@ -58,7 +59,7 @@ def split_fraction(value: str) -> tuple[datetime, str]:
     if not match:
         raise ValueError(f"not an ISO-8601 date-time: {value!r}")
     frac = (match["frac"] or "")[:7].ljust(7, "0")
-    zone = match["zone"] or ""
+    zone = (match["zone"] or "").upper()
     parsed = datetime.fromisoformat(f"{match['base']}.{frac[:6]}{'+00:00' if zone == 'Z' else zone}")
     return parsed, frac
 
