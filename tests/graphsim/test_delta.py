@@ -113,3 +113,23 @@ def test_timezone_preference_and_all_day(graphsim, graphsim_session):
         "subject": "day", "isAllDay": True, "start": {"dateTime": "2024-07-02T00:00:00", "timeZone": "Europe/Paris"},
         "end": {"dateTime": "2024-07-03T00:00:00", "timeZone": "Europe/Paris"}})
     assert ok.status_code == 201 and ok.json()["start"]["dateTime"] == "2024-07-02T00:00:00.0000000"
+
+
+def test_other_calendar_delta_behind_setting(graphsim, graphsim_session):
+    s = setup(graphsim)
+    h = bearer(user_token(graphsim, s, graphsim_session)["access_token"])
+    cal = graphsim.create_calendar(s.user, "Team")
+    graphsim.create_event(s.user, calendar_id=cal["id"], subject="team", **slot("2024-02-01", 9))
+    graphsim.create_event(s.user, subject="primary", **slot("2024-02-01", 11))
+    graphsim.delta_other_calendars = True
+    try:
+        url = f"{graphsim.graph_url}/me/calendars/{cal['id']}/calendarView/delta?{WINDOW}"
+        items, link, _ = _round(graphsim_session, url, h)
+        assert [i["subject"] for i in items] == ["team"] and f"/calendars/{cal['id']}/" in link
+        moved = graphsim.move_event(s.user, items[0]["id"], graphsim.default_calendar_id(s.user))
+        assert moved["id"] != items[0]["id"]            # mutable ids change on move
+        items2, _, _ = _round(graphsim_session, link, h)
+        assert items2 == [{"@odata.type": "#microsoft.graph.event", "id": items[0]["id"],
+                           "@removed": {"reason": "deleted"}}]
+    finally:
+        graphsim.delta_other_calendars = False
