@@ -1,0 +1,362 @@
+"""Azure Table Storage backend (azure-data-tables; blobs for oversized rows).
+
+Key design (see also docs/STORAGE.md):
+- Physical tables `<TABLE_PREFIX>users`, `...calendars`, `...accounts`, `...events`,
+  `...meta`. PartitionKey = the encoded microsoft_user_id in every table, so one
+  user's rows are one partition and a user can be deleted or listed cheaply.
+- RowKey = a kind prefix + the encoded remote id: users/accounts `u:`, calendars
+  `k:<calendar>`, events `e:<event>`. Sync cursors (`c:<calendar>`) and round
+  markers (`s:<calendar>:<round>:<event>`) live in the events table, in the
+  user's partition, so a page of events, its removals, its markers and the
+  cursor can be committed in ONE entity-group transaction.
+- Key characters Table Storage refuses are escaped reversibly (`tablekeys.py`).
+- `data` is split over `data_<i>` properties (<= 30,000 UTF-16 units each), with
+  `data_hash` (SHA-256 of the canonical JSON) used by change detection; above
+  ~800 KB the JSON goes to the blob container `<prefix>-rows` and the entity
+  keeps `data_blob`. Never truncated.
+- Writes are transactions of <= 100 operations per partition. A unit larger than
+  that (a big page, a 10,000-row upsert) is committed in slices in order, and
+  the cursor is always the last operation, so a crash in between leaves the old
+  cursor and the page is replayed (upserts are idempotent).
+- Newer-wins under concurrent writers: rows are read with their ETag; updates
+  are `UpdateMode.REPLACE` with `If-Match`, inserts are `create`; a 409/412/404
+  fails the transaction and the whole unit is re-read and retried.
+- Integers are INT64 properties; timestamps are Edm.DateTime (UTC).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.data.tables import EdmType, EntityProperty, TableServiceClient, TableTransactionError, UpdateMode
+
+from shared.storage import base, schema, tablekeys
+from shared.storage.base import Mapped, Stored
+from shared.storage.schema import TableSpec
+
+MAX_BATCH = 100
+POINT_READS = 20  # up to this many keys are read one by one; more scan the partition
+SCHEMA_VERSION = 1
+_PLACEMENT = {  # spec name -> (physical table suffix, RowKey prefix)
+    schema.USERS.name: ("users", "u:"),
+    schema.ACCOUNTS.name: ("accounts", "u:"),
+    schema.CALENDARS.name: ("calendars", "k:"),
+    schema.EVENTS.name: ("events", "e:"),
+    schema.CURSORS.name: ("events", "c:"),
+    schema.SEEN.name: ("events", "s:"),
+}
+_TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
+_CONFLICT_STATUS = {404, 409, 412}
+
+
+def _upper_bound(prefix: str) -> str:
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+@dataclass
+class _Tx:
+    """Operations queued per physical table, committed in <= 100-operation transactions at exit."""
+
+    ops: dict[str, list[tuple]] = field(default_factory=dict)
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
+
+    def add(self, table: str, op: tuple) -> None:
+        self.ops.setdefault(table, []).append(op)
+
+
+class TablesRepository(base.Repository):
+    backend = "tables"
+    chunk_size = 1000
+
+    def __init__(self, service: TableServiceClient, *, prefix: str = "calsync", blob_service: Any = None) -> None:
+        self.service = service
+        self.blob_service = blob_service
+        self.prefix = prefix
+        self.tables = {suffix: self._table_name(suffix) for suffix in {"users", "accounts", "calendars", "events",
+                                                                          "meta"}}
+        self.container = f"{prefix.lower()}-rows"
+        self._clients = {suffix: service.get_table_client(name) for suffix, name in self.tables.items()}
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> TablesRepository:
+        prefix = settings.table_prefix or "calsync"
+        if settings.tables_connection_string:
+            from azure.storage.blob import BlobServiceClient
+
+            conn = settings.tables_connection_string
+            blobs = BlobServiceClient.from_connection_string(conn)
+            return cls(TableServiceClient.from_connection_string(conn), prefix=prefix, blob_service=blobs)
+        settings.require("tables_account_url")
+        from azure.identity import DefaultAzureCredential  # only deployments with a managed identity need it
+
+        credential = DefaultAzureCredential()
+        blobs = None
+        if settings.blobs_account_url:
+            from azure.storage.blob import BlobServiceClient
+
+            blobs = BlobServiceClient(settings.blobs_account_url, credential=credential)
+        return cls(TableServiceClient(endpoint=settings.tables_account_url, credential=credential),
+                   prefix=prefix, blob_service=blobs)
+
+    def _table_name(self, suffix: str) -> str:
+        name = f"{self.prefix}{suffix}"
+        if not _TABLE_NAME.match(name):
+            raise ValueError(f"TABLE_PREFIX gives an invalid table name {name!r} (letters and digits, 3-63)")
+        return name
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+        self.service.close()
+        if self.blob_service is not None:
+            self.blob_service.close()
+
+    def ensure_schema(self) -> None:
+        for name in self.tables.values():
+            self.service.create_table_if_not_exists(name)
+        if self.blob_service is not None:
+            with suppress(ResourceExistsError):
+                self.blob_service.create_container(self.container)
+        self._clients["meta"].upsert_entity({"PartitionKey": "schema", "RowKey": "version",
+                                             "version": SCHEMA_VERSION}, mode=UpdateMode.REPLACE)
+
+    def schema_version(self) -> int:
+        return int(self._clients["meta"].get_entity("schema", "version")["version"])
+
+    # ------------------------------------------------------------------ keys and entities
+    def _row_key(self, spec: TableSpec, values: dict[str, Any]) -> str:
+        parts = [tablekeys.encode_key(str(values[k])) for k in spec.key if k != spec.partition]
+        return _PLACEMENT[spec.name][1] + ":".join(parts)
+
+    def _entity(self, spec: TableSpec, values: dict[str, Any], data_text: str | None = None) -> dict[str, Any]:
+        entity: dict[str, Any] = {"PartitionKey": tablekeys.encode_key(values[spec.partition]),
+                                  "RowKey": self._row_key(spec, values)}
+        for col in spec.columns:
+            value = values.get(col.name)
+            if col.role == schema.DATA or value is None:
+                continue
+            if col.type == schema.INT:
+                value = EntityProperty(int(value), EdmType.INT64)
+            elif col.type == schema.JSON:
+                value = base.canonical_json(value)
+            elif col.type == schema.TIMESTAMP:
+                value = value.astimezone(UTC)
+            entity[col.name] = value
+        if data_text is not None:
+            entity["data_hash"] = base.digest(data_text)
+            if tablekeys.needs_blob(data_text):
+                entity["data_blob"] = self._put_blob(spec, entity["data_hash"], data_text)
+            else:
+                parts = tablekeys.split_text(data_text)
+                entity["data_parts"] = len(parts)
+                entity.update({f"data_{i}": part for i, part in enumerate(parts)})
+        return entity
+
+    def _put_blob(self, spec: TableSpec, digest: str, text: str) -> str:
+        if self.blob_service is None:
+            raise RuntimeError("a row over 800 KB needs blob storage: set BLOBS_ACCOUNT_URL")
+        name = f"{_PLACEMENT[spec.name][0]}/{digest}.json"
+        self.blob_service.get_blob_client(self.container, name).upload_blob(text.encode("utf-8"), overwrite=True)
+        return name
+
+    def _read_data(self, entity: dict[str, Any]) -> dict[str, Any]:
+        if entity.get("data_blob"):
+            blob = self.blob_service.get_blob_client(self.container, entity["data_blob"])
+            return json.loads(blob.download_blob().readall().decode("utf-8"))
+        return json.loads("".join(entity[f"data_{i}"] for i in range(int(entity.get("data_parts") or 0))))
+
+    def _delete_blob_later(self, tx: _Tx, name: str | None) -> None:
+        if name and self.blob_service is not None:
+            def drop() -> None:
+                with suppress(ResourceNotFoundError):
+                    self.blob_service.get_blob_client(self.container, name).delete_blob()
+
+            tx.after_commit.append(drop)
+
+    @staticmethod
+    def _value(col_type: str, value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, EntityProperty):
+            value = value.value
+        if col_type == schema.TIMESTAMP:
+            return datetime(value.year, value.month, value.day, value.hour, value.minute, value.second,
+                            value.microsecond, tzinfo=UTC)
+        if col_type == schema.JSON:
+            return json.loads(value)
+        if col_type == schema.INT:
+            return int(value)
+        return value
+
+    def _decode(self, spec: TableSpec, entity: dict[str, Any], names: Sequence[str]) -> dict[str, Any]:
+        row = {}
+        for name in names:
+            col = spec.column(name)
+            row[name] = self._read_data(entity) if col.role == schema.DATA else self._value(col.type, entity.get(name))
+        return row
+
+    # ------------------------------------------------------------------ queries
+    def _client(self, spec: TableSpec) -> Any:
+        return self._clients[_PLACEMENT[spec.name][0]]
+
+    def _query(self, spec: TableSpec, partition: str | None, filters: dict[str, Any],
+               select: list[str] | None) -> list[dict[str, Any]]:
+        """Entities of `spec` matching the filters (point reads when every key part is given)."""
+        client = self._client(spec)
+        point = self._point_keys(spec, partition, filters)
+        if point is not None:
+            found = []
+            for row_key in point:
+                try:
+                    found.append(client.get_entity(tablekeys.encode_key(partition), row_key, select=select))
+                except ResourceNotFoundError:
+                    continue
+            entities: list[dict[str, Any]] = found
+        else:
+            prefix = _PLACEMENT[spec.name][1]
+            params: dict[str, Any] = {"lo": prefix, "hi": _upper_bound(prefix)}
+            clauses = ["RowKey ge @lo", "RowKey lt @hi"]
+            if partition is not None:
+                clauses.append("PartitionKey eq @pk")
+                params["pk"] = tablekeys.encode_key(partition)
+            for i, (name, value) in enumerate(filters.items()):
+                if not isinstance(value, list | tuple | set | frozenset) and name != spec.partition:
+                    clauses.append(f"{name} eq @f{i}")
+                    params[f"f{i}"] = value
+            entities = list(client.query_entities(" and ".join(clauses), parameters=params, select=select))
+        return [e for e in entities if self._matches(spec, e, filters)]
+
+    def _point_keys(self, spec: TableSpec, partition: str | None, filters: dict[str, Any]) -> list[str] | None:
+        parts = [k for k in spec.key if k != spec.partition]
+        if partition is None or not parts or any(k not in filters for k in parts):
+            return None
+        choices = [v if isinstance(v, list | tuple | set | frozenset) else [v] for v in (filters[k] for k in parts)]
+        if any(len(c) > POINT_READS for c in choices):
+            return None
+        combos = list(itertools.product(*[sorted(c) for c in choices]))
+        if len(combos) > POINT_READS:
+            return None
+        return [self._row_key(spec, {**dict(zip(parts, combo, strict=True))}) for combo in combos]
+
+    @staticmethod
+    def _matches(spec: TableSpec, entity: dict[str, Any], filters: dict[str, Any]) -> bool:
+        for name, value in filters.items():
+            stored = entity.get(name)
+            if isinstance(value, list | tuple | set | frozenset):
+                if stored not in value:
+                    return False
+            elif stored != value:
+                return False
+        return True
+
+    # ------------------------------------------------------------------ primitives
+    @contextmanager
+    def _transaction(self, partition: str) -> Iterator[_Tx]:
+        tx = _Tx()
+        yield tx
+        for suffix, ops in tx.ops.items():
+            self._commit(self._clients[suffix], ops)
+        for callback in tx.after_commit:
+            callback()
+
+    def _commit(self, client: Any, ops: list[tuple]) -> None:
+        batch: list[tuple] = []
+        keys: set[tuple[str, str]] = set()
+        for op in [*ops, None]:
+            key = None if op is None else (op[1]["PartitionKey"], op[1]["RowKey"])
+            if batch and (op is None or len(batch) == MAX_BATCH or key in keys or key[0] != batch[0][1][
+                    "PartitionKey"]):
+                self._submit(client, batch)
+                batch, keys = [], set()
+            if op is not None:
+                batch.append(op)
+                keys.add(key)
+
+    @staticmethod
+    def _submit(client: Any, batch: list[tuple]) -> None:
+        try:
+            client.submit_transaction(batch)
+        except TableTransactionError as exc:
+            if exc.status_code in _CONFLICT_STATUS or exc.error_code in (
+                    "UpdateConditionNotSatisfied", "EntityAlreadyExists", "ResourceNotFound"):
+                raise base.Conflict(str(exc)) from exc
+            raise
+        except HttpResponseError as exc:
+            if exc.status_code in _CONFLICT_STATUS:
+                raise base.Conflict(str(exc)) from exc
+            raise
+
+    def _fetch_stored(self, tx: Any, spec: TableSpec, partition: str, keys: list[str]) -> dict[str, Stored]:
+        kept = spec.names(schema.CONTEXT, schema.MANAGED, schema.META)
+        version = ["row_version"] if spec.versioned else []
+        select = list(dict.fromkeys([spec.remote_key, *version, "data_hash", "data_blob", *kept]))
+        wanted = set(keys)
+        filters = {spec.remote_key: keys} if spec.remote_key != spec.partition else {spec.partition: partition}
+        stored = {}
+        for entity in self._query(spec, partition, filters, select):
+            key = entity.get(spec.remote_key)
+            if key in wanted:
+                columns = {n: self._value(spec.column(n).type, entity.get(n)) for n in kept}
+                columns["data_blob"] = entity.get("data_blob")
+                stored[key] = Stored(key, entity.get("row_version") or "", entity.get("data_hash") or "", columns,
+                                     entity.metadata.get("etag"))
+        return stored
+
+    def _write_rows(self, tx: _Tx, spec: TableSpec, partition: str,
+                    writes: list[tuple[Mapped, Stored | None]], now: datetime) -> None:
+        table = _PLACEMENT[spec.name][0]
+        for row, stored in writes:
+            if stored is None:
+                entity = self._entity(spec, {**row.values, "row_created_at": now, "row_updated_at": now}, row.text)
+                tx.add(table, ("create", entity))
+                continue
+            kept = {k: v for k, v in stored.columns.items() if k != "data_blob"}
+            entity = self._entity(spec, {**kept, **row.values, "row_updated_at": now}, row.text)
+            tx.add(table, ("update", entity, {"mode": UpdateMode.REPLACE, "etag": stored.etag,
+                                              "match_condition": MatchConditions.IfNotModified}))
+            if stored.columns.get("data_blob") != entity.get("data_blob"):
+                self._delete_blob_later(tx, stored.columns.get("data_blob"))
+
+    def _select(self, spec: TableSpec, partition: str | None, filters: dict[str, Any], tx: Any = None,
+                columns: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        names = list(columns or spec.names())
+        select = None
+        if columns:
+            select = list(dict.fromkeys([*names, *filters]))
+            if "data" in names:
+                select = None
+        rows = [self._decode(spec, e, names) for e in self._query(spec, partition, filters, select)]
+        missing = [k for k in spec.key if k not in names]
+        if not missing:
+            rows.sort(key=lambda r: tuple(r[k] for k in spec.key))
+        return rows
+
+    def _delete(self, tx: _Tx, spec: TableSpec, partition: str, filters: dict[str, Any]) -> list[str]:
+        select = list(dict.fromkeys([*spec.key, *filters, "PartitionKey", "RowKey"]))
+        if spec.replicated:
+            select.append("data_blob")
+        table = _PLACEMENT[spec.name][0]
+        deleted = []
+        for entity in self._query(spec, partition, filters, select):
+            tx.add(table, ("delete", {"PartitionKey": entity["PartitionKey"], "RowKey": entity["RowKey"]}))
+            self._delete_blob_later(tx, entity.get("data_blob"))
+            deleted.append(entity.get(spec.key[-1]))
+        return deleted
+
+    def _put(self, tx: _Tx, spec: TableSpec, partition: str, rows: list[dict[str, Any]]) -> None:
+        table = _PLACEMENT[spec.name][0]
+        for row in rows:
+            tx.add(table, ("upsert", self._entity(spec, row), {"mode": UpdateMode.REPLACE}))
+
+    def _count(self, spec: TableSpec, partition: str | None) -> int:
+        filters = {spec.partition: partition} if partition else {}
+        return len(self._query(spec, partition, filters, ["RowKey"] + ([spec.partition] if partition else [])))
