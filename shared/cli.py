@@ -18,6 +18,7 @@ from shared.config import ConfigError
 COMMAND_MODULES = (
     "shared.config_commands",
     "shared.storage.commands",
+    "shared.secrets.commands", "shared.crypto.commands", "shared.auth.commands",
 )
 
 

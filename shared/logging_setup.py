@@ -23,9 +23,21 @@ _PATTERNS = (
 )
 
 
-def redact(text: str) -> str:
+# Per-logger rules, too broad to apply everywhere (Graph errors carry an innocent "code"):
+# Azure SDK network tracing (logging_enable=True) prints Key Vault bodies {"value": "<the secret>"};
+# MSAL's token-cache events at DEBUG print the authorization code {"code": "<the code>"}.
+_LOGGER_PATTERNS = (
+    ("azure.core.pipeline.policies", re.compile(r'("value"\s*:\s*")(?:[^"\\]|\\.)*')),
+    ("msal", re.compile(r'("code"\s*:\s*")(?:[^"\\]|\\.)*')),
+)
+
+
+def redact(text: str, logger: str = "") -> str:
     for pattern in _PATTERNS:
         text = pattern.sub(lambda m: m.group(1) + "***", text)
+    for prefix, pattern in _LOGGER_PATTERNS:
+        if logger.startswith(prefix):
+            text = pattern.sub(lambda m: m.group(1) + "***", text)
     return text
 
 
@@ -37,7 +49,7 @@ class RedactingFilter(logging.Filter):
             message = record.getMessage()
         except Exception:  # a broken format string must not break logging
             return True
-        cleaned = redact(message)
+        cleaned = redact(message, record.name)
         if cleaned != message:
             record.msg, record.args = cleaned, None
         return True

@@ -70,8 +70,9 @@ def sim_app(graphsim, app_env, repo, monkeypatch) -> types.SimpleNamespace:
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", graphsim.ca_file)
 
     def configure(**extra: str | None):  # type: ignore[no-untyped-def]
-        settings = app_env(AUTHORITY_HOST=graphsim.base_url, TENANT=tenant, GRAPH_BASE_URL=graphsim.graph_url,
-                           CLIENT_ID=client_id, **extra)
+        env = {"AUTHORITY_HOST": graphsim.base_url, "TENANT": tenant, "GRAPH_BASE_URL": graphsim.graph_url,
+               "CLIENT_ID": client_id, **extra}
+        settings = app_env(**env)
         from shared.secrets import CLIENT_SECRET, open_secret_store
 
         open_secret_store(settings).set(CLIENT_SECRET, secret)
