@@ -190,6 +190,9 @@ SETTINGS: tuple[Setting, ...] = (
     # --- operations ----------------------------------------------------------------------
     Setting("LOG_LEVEL", "log_level", "Log level of the app's own loggers.", "INFO", "INFO",
             _parse_choice("debug", "info", "warning", "error")),
+    Setting("RENEWAL_MARGIN_MINUTES", "renewal_margin_minutes",
+            "Subscriptions expiring before the next two renewal runs plus this margin are renewed.",
+            "60", 60, _parse_int),
 )
 
 _BY_ATTR = {s.attr: s for s in SETTINGS}

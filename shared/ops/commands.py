@@ -1,0 +1,72 @@
+"""Operator commands: `status`, `doctor`, `replay-poison`, `renew` (python -m shared ...)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    status = subparsers.add_parser("status", help="per-user replication health, totals and queue depths")
+    status.add_argument("--json", action="store_true", help="the same document GET /api/status returns")
+    status.add_argument("--user", metavar="ID", help="only this microsoft_user_id")
+    status.set_defaults(handler=run_status)
+
+    doctor = subparsers.add_parser("doctor", help="check settings, secrets, database, queue, tokens, reachability")
+    doctor.set_defaults(handler=run_doctor)
+
+    replay = subparsers.add_parser("replay-poison", help="move poison messages back to their queue")
+    replay.add_argument("--queue", default=None, help="queue whose -poison queue is replayed (default: the sync queue)")
+    replay.add_argument("--dry-run", action="store_true", help="only show what would be replayed")
+    replay.add_argument("--limit", type=int, default=None, help="replay at most this many")
+    replay.set_defaults(handler=run_replay)
+
+    renew = subparsers.add_parser("renew", help="run a subscription renewal now (what the timer does)")
+    renew.add_argument("--json", action="store_true")
+    renew.set_defaults(handler=run_renew)
+
+
+def run_status(args: argparse.Namespace) -> int:
+    from shared.ops.status import collect_status, render_text
+
+    doc = collect_status(user_id=args.user)
+    print(json.dumps(doc, indent=2) if args.json else render_text(doc))
+    return 0 if doc["healthy"] else 1
+
+
+def run_doctor(args: argparse.Namespace) -> int:
+    from shared.ops.doctor import run_checks
+
+    checks = run_checks()
+    for check in checks:
+        print(check.line())
+    failed = sum(1 for c in checks if not c.ok)
+    print(f"\n{len(checks) - failed} ok, {failed} to fix" if failed else f"\nall {len(checks)} checks ok")
+    return 1 if failed else 0
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    from shared.cli import CommandError
+    from shared.ops.poison import replay_poison
+
+    if args.limit is not None and args.limit < 1:
+        raise CommandError("--limit must be at least 1")
+    report = replay_poison(args.queue, dry_run=args.dry_run, limit=args.limit)
+    verb = "would replay" if report.dry_run else "replayed"
+    print(f"{verb} {report.found} message(s) from {report.queue}-poison to {report.queue}")
+    for item in report.preview:
+        print("  " + json.dumps(item, sort_keys=True))
+    return 0
+
+
+def run_renew(args: argparse.Namespace) -> int:
+    from shared.subscriptions import renew_due
+
+    report = renew_due()
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        print(report.summary())
+        for user_id, error in sorted(report.errors.items()):
+            print(f"  {user_id}: {error}")
+    return 1 if report.failed else 0

@@ -1,0 +1,204 @@
+"""`python -m shared doctor`: check every dependency and say what to fix, one line each.
+
+Checks run in order and each is independent: a broken database does not hide a
+missing client secret. Every FAIL line carries the fix.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+    def line(self) -> str:
+        text = f"{'OK  ' if self.ok else 'FAIL'} {self.name}: {self.detail}"
+        return text if self.ok or not self.fix else f"{text}\n       fix: {self.fix}"
+
+
+def _guarded(name: str, fix: str, run: Callable[[], Iterator[Check]]) -> Iterator[Check]:
+    try:
+        yield from run()
+    except Exception as exc:  # one failing dependency is one FAIL line, never a traceback
+        yield Check(name, False, f"{type(exc).__name__}: {str(exc)[:300]}", fix)
+
+
+def check_configuration(settings) -> Iterator[Check]:
+    from shared.subscriptions import limits
+
+    if not settings.client_id:
+        yield Check("configuration", False, "CLIENT_ID is not set",
+                    "set CLIENT_ID to the Application (client) ID of the Entra ID app registration")
+    else:
+        yield Check("configuration", True, f"client {settings.client_id}, authority {settings.authority}, "
+                                           f"database {settings.database_backend}")
+    if settings.app_only and settings.tenant.lower() in ("common", "organizations", "consumers"):
+        yield Check("configuration", False, f"APP_ONLY with TENANT={settings.tenant}",
+                    "set TENANT to the directory (tenant) id: client credentials need a tenant")
+    try:
+        period = limits.schedule_period(settings.renewal_schedule)
+    except ValueError as exc:
+        yield Check("renewal schedule", False, str(exc), "set RENEWAL_SCHEDULE to six NCRONTAB fields, "
+                                                          "e.g. 0 */30 * * * *")
+        return
+    window = 2 * period + dt.timedelta(minutes=int(settings.renewal_margin_minutes))
+    lifetime = dt.timedelta(minutes=int(settings.subscription_lifetime_minutes))
+    if window >= lifetime:
+        yield Check("renewal schedule", False,
+                    f"renewal looks {window} ahead but subscriptions live {lifetime}",
+                    "run the renewal timer more often (RENEWAL_SCHEDULE) or lower RENEWAL_MARGIN_MINUTES")
+    else:
+        yield Check("renewal schedule", True, f"every {period}, renewing {window} ahead of expiry")
+
+
+def check_secret_store(settings) -> Iterator[Check]:
+    from shared.secrets import CLIENT_SECRET, open_secret_store
+
+    where = settings.key_vault_url or settings.local_secrets_dir
+    store = open_secret_store(settings)
+    if store.get(CLIENT_SECRET):
+        yield Check("secret store", True, f"{where}: client secret present")
+    else:
+        yield Check("secret store", False, f"{where}: no '{CLIENT_SECRET}' secret",
+                    f"python -m shared secrets set {CLIENT_SECRET}  (the app registration's client secret)")
+
+
+def check_database(settings) -> Iterator[Check]:
+    from shared.storage import open_repository
+
+    repo = open_repository(settings)
+    counts = repo.counts()
+    yield Check("database", True, f"{settings.database_backend}: schema ready, "
+                                  + ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
+def check_queue(settings) -> Iterator[Check]:
+    from shared.queues import SYNC_QUEUE, open_queue, poison_queue_name
+
+    scratch = open_queue("doctor-scratch", settings)
+    token = uuid.uuid4().hex
+    scratch.send(token)
+    received = []
+    for _ in range(3):
+        received = scratch.receive(32, visibility_timeout=5)
+        if any(m.body == token for m in received):
+            break
+    for message in received:
+        scratch.delete(message)
+    if not any(m.body == token for m in received):
+        yield Check("queue", False, "a message sent to the scratch queue did not come back",
+                    "check QUEUE_CONNECTION_STRING / QUEUE_ACCOUNT_URL and the identity's Queue Data role")
+        return
+    depth = open_queue(SYNC_QUEUE, settings).depth()
+    yield Check("queue", True, f"send/receive roundtrip ok; {SYNC_QUEUE} holds {depth}")
+    for name in (SYNC_QUEUE,):
+        poison = open_queue(poison_queue_name(name), settings).depth()
+        if poison:
+            yield Check("poison queue", False, f"{poison} message(s) in {poison_queue_name(name)} failed "
+                                               "maxDequeueCount times",
+                        "see the cause in the logs / `python -m shared status`, fix it, then "
+                        "`python -m shared replay-poison`")
+        else:
+            yield Check("poison queue", True, f"{poison_queue_name(name)} is empty")
+
+
+def check_users(settings) -> Iterator[Check]:
+    """A token for every linked user (MSAL refresh) and a live subscription for each."""
+    from shared.auth.errors import AuthError, ReauthRequired
+    from shared.auth.tokens import get_token_service
+    from shared.storage import open_repository
+
+    repo = open_repository(settings)
+    users = {u.microsoft_user_id: u for u in repo.list_users()}
+    accounts = repo.list_accounts()
+    if not accounts:
+        yield Check("users", True, "no accounts linked yet")
+        return
+    service = get_token_service()
+    now = dt.datetime.now(dt.UTC)
+    for account in accounts:
+        user_id = account.microsoft_user_id
+        if account.status == "unlinked":
+            continue
+        if account.status == "reauth_required":
+            yield Check(f"user {user_id}", False, f"must sign in again: {account.status_reason}",
+                        f"have the user sign in at {settings.app_base_url}/api/oauth/start, or send "
+                        "REFRESHED with a new refresh token")
+            continue
+        try:
+            service.access_token(user_id)
+        except ReauthRequired as exc:
+            yield Check(f"user {user_id}", False, f"token refresh rejected: {exc.reason}",
+                        f"have the user sign in at {settings.app_base_url}/api/oauth/start")
+            continue
+        except AuthError as exc:
+            yield Check(f"user {user_id}", False, f"no token: {exc}", "check the identity platform settings "
+                                                                    "(CLIENT_ID, TENANT, client secret)")
+            continue
+        user = users.get(user_id)
+        sub_id = user.events_subscription_id if user else None
+        expiration = user.events_subscription_expiration if user else None
+        if not sub_id:
+            yield Check(f"user {user_id}", False, "token ok; no subscription",
+                        "python -m shared renew  (creates missing subscriptions)")
+        elif expiration is None or expiration <= now:
+            yield Check(f"user {user_id}", False, f"token ok; subscription {sub_id} expired at {expiration}",
+                        "python -m shared renew  (recreates it and resyncs the user)")
+        elif account.quota_error:
+            yield Check(f"user {user_id}", False, f"subscription quota: {account.quota_error}",
+                        "remove unused subscriptions on the mailbox, then python -m shared renew")
+        else:
+            yield Check(f"user {user_id}", True, f"token ok; subscription live until {expiration:%Y-%m-%d %H:%M}Z")
+
+
+def in_azure() -> bool:
+    """The Functions host sets WEBSITE_SITE_NAME; not a setting of ours, a fact about where we run."""
+    return bool(os.environ.get("WEBSITE_SITE_NAME"))
+
+
+def check_reachability(settings) -> Iterator[Check]:
+    url = settings.app_base_url
+    parts = urlsplit(url)
+    local = (parts.hostname or "") in ("localhost", "127.0.0.1", "::1", "0.0.0.0")  # noqa: S104
+    real_graph = urlsplit(settings.graph_base_url).hostname not in (None, "127.0.0.1", "localhost")
+    if parts.scheme != "https" and (in_azure() or real_graph):
+        yield Check("reachability", False, f"APP_BASE_URL={url} is not https; Graph only posts to https",
+                    "set APP_BASE_URL to the Function App's https URL (e.g. https://myapp.azurewebsites.net)")
+    elif local and (in_azure() or real_graph):
+        yield Check("reachability", False, f"APP_BASE_URL={url} is not reachable from Microsoft Graph",
+                    "set APP_BASE_URL to a public https URL (the Function App, or a tunnel for local runs)")
+    else:
+        note = " (local: fine with the simulator)" if local else ""
+        yield Check("reachability", True, f"notifications go to {url}/api/graph/notifications{note}")
+
+
+def run_checks(settings=None) -> list[Check]:
+    from shared.config import ConfigError, get_settings
+
+    try:
+        settings = settings or get_settings()
+    except ConfigError as exc:
+        return [Check("configuration", False, str(exc), "fix the setting named above")]
+    checks: list[Check] = []
+    steps = (
+        ("configuration", "fix the settings named above", check_configuration),
+        ("secret store", "check KEY_VAULT_URL and the identity's Key Vault Secrets User role", check_secret_store),
+        ("database", "check DATABASE_BACKEND and its connection setting (PG_DSN, SQLITE_PATH, TABLES_*)",
+         check_database),
+        ("queue", "check QUEUE_CONNECTION_STRING / QUEUE_ACCOUNT_URL", check_queue),
+        ("users", "check the database and the identity platform settings", check_users),
+        ("reachability", "set APP_BASE_URL", check_reachability),
+    )
+    for name, fix, step in steps:
+        checks.extend(_guarded(name, fix, lambda step=step: step(settings)))
+    return checks

@@ -1,0 +1,322 @@
+"""The renewal run: every linked account leaves it with a live subscription.
+
+Per account, from the stored id and expiry:
+- none, or already expired -> create one and queue a resync (self-healing: the
+  changes made while nothing listened were never notified);
+- expiring before the horizon (next two timer runs + margin) -> PATCH the expiry;
+- otherwise -> check it still exists (Graph drops subscriptions without telling,
+  e.g. when a renewal was missed); a vanished one is recreated and resynced.
+
+Graph traffic is shaped for its limits. App-only accounts share the app token,
+so their PATCHes go 20 to a `$batch` and one paged `GET /subscriptions` checks
+them all. A delegated account needs its own token, so its requests go alone
+(a batch cannot mix tokens); many mailboxes run at once in a thread pool while
+the GraphClient keeps each mailbox at MAX_REQUESTS_PER_MAILBOX in flight.
+Every account is handled on its own: one failure is recorded on that account
+and never stops the others.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.subscriptions import limits
+from shared.subscriptions.create import (
+    SubscriptionError,
+    SubscriptionQuotaError,
+    create_subscription,
+    failure,
+    record_error,
+    renew_one,
+)
+
+log = logging.getLogger(__name__)
+
+RENEWED, RECREATED, CHECKED, FAILED, SKIPPED = "renewed", "recreated", "checked", "failed", "skipped"
+BATCH_SIZE = 20
+DEFAULT_WORKERS = 16
+
+
+@dataclass
+class RenewalReport:
+    """What one run did. `checked`: not due and confirmed alive; `skipped`: the user must sign in again."""
+
+    renewed: int = 0
+    recreated: int = 0
+    checked: int = 0
+    failed: int = 0
+    skipped: int = 0
+    elapsed: float = 0.0
+    errors: dict[str, str] = field(default_factory=dict)
+    recreated_users: list[str] = field(default_factory=list)
+
+    def add(self, user_id: str, outcome: str, error: str | None = None) -> None:
+        setattr(self, outcome, getattr(self, outcome) + 1)
+        if outcome == RECREATED:
+            self.recreated_users.append(user_id)
+        if error:
+            self.errors[user_id] = error
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"renewed": self.renewed, "recreated": self.recreated, "checked": self.checked,
+                "failed": self.failed, "skipped": self.skipped, "elapsed_seconds": round(self.elapsed, 3),
+                "errors": dict(self.errors)}
+
+    def summary(self) -> str:
+        return (f"renewed {self.renewed}, recreated {self.recreated}, checked {self.checked}, "
+                f"failed {self.failed}, skipped {self.skipped} in {self.elapsed:.2f}s")
+
+
+@dataclass(frozen=True)
+class _Item:
+    user_id: str
+    account: Any
+    subscription_id: str | None
+    expiration: dt.datetime | None
+
+
+def _guard(item: _Item, action: Callable[[], str], settings) -> tuple[str, str | None]:
+    """Run one account's action; turn every failure into an outcome for that account only."""
+    from shared.auth.errors import AuthError, ReauthRequired
+    from shared.graph import GraphError
+
+    try:
+        outcome = action()
+    except ReauthRequired as exc:
+        return SKIPPED, str(exc)  # the token service already marked the account reauth_required
+    except SubscriptionError as exc:
+        return FAILED, str(exc)  # already recorded on the account by create/renew
+    except (GraphError, AuthError) as exc:
+        _record(item.user_id, f"renewal failed: {exc}", settings)
+        return FAILED, str(exc)
+    except Exception as exc:  # a bug or an outage for one account must not stop the others
+        log.exception("renewal of user %s failed", item.user_id)
+        _record(item.user_id, f"renewal failed: {type(exc).__name__}: {exc}", settings)
+        return FAILED, f"{type(exc).__name__}: {exc}"
+    if outcome == RECREATED:
+        _resync(item.user_id, settings)
+    return outcome, None
+
+
+def _record(user_id: str, message: str, settings) -> None:
+    try:
+        from shared.storage import open_repository
+
+        record_error(open_repository(settings), user_id, message)
+    except Exception:
+        log.exception("could not record the renewal error of user %s", user_id)
+
+
+def _resync(user_id: str, settings) -> None:
+    """A recreated subscription missed changes in between: a delta round catches up."""
+    from shared.queues.messages import SyncRequest, enqueue_sync
+
+    enqueue_sync(SyncRequest(user_id, "renewal", full=False), settings)
+
+
+def _recreate(item: _Item, settings) -> Callable[[], str]:
+    def run() -> str:
+        create_subscription(item.user_id, settings)
+        return RECREATED
+
+    return run
+
+
+def _renew_single(item: _Item, settings) -> Callable[[], str]:
+    def run() -> str:
+        assert item.subscription_id
+        result = renew_one(item.user_id, item.subscription_id, settings)
+        return RECREATED if result.created else RENEWED
+
+    return run
+
+
+def _check_single(item: _Item, settings) -> Callable[[], str]:
+    """GET /subscriptions/{id} with the user's token; 404 -> recreate."""
+    def run() -> str:
+        from shared.graph import GraphError
+        from shared.subscriptions.create import client_for
+
+        try:
+            client_for(item.user_id, settings).get(f"/subscriptions/{item.subscription_id}")
+            return CHECKED
+        except GraphError as exc:
+            if exc.status != 404:
+                raise
+        log.warning("user %s: subscription %s vanished before its expiry; recreating", item.user_id,
+                    item.subscription_id)
+        create_subscription(item.user_id, settings)
+        return RECREATED
+
+    return run
+
+
+def _store_renewal(item: _Item, response: dict[str, Any], minutes: int, settings) -> None:
+    from shared.storage import open_repository
+
+    repo = open_repository(settings)
+    body = response.get("body") if isinstance(response.get("body"), dict) else {}
+    expiration = limits.parse_iso(body.get("expirationDateTime")) or limits.expiration_for(minutes)
+    repo.set_events_subscription(item.user_id, item.subscription_id, expiration)
+    account = item.account
+    if account is not None and ((account.extra or {}).get("subscription_error") or account.quota_error):
+        record_error(repo, item.user_id, None)
+
+
+def _batch_renew(items: list[_Item], settings) -> list[tuple[str, str, str | None]]:
+    """PATCH up to 20 app-only subscriptions in one $batch; each answer handled on its own."""
+    from shared.graph import app_client
+
+    minutes = {i.user_id: limits.lifetime_minutes(settings, i.account.subscription_lifetime_minutes)
+               for i in items}
+    requests = [{"id": str(n), "method": "PATCH", "url": f"/subscriptions/{item.subscription_id}",
+                 "body": {"expirationDateTime": limits.iso(limits.expiration_for(minutes[item.user_id]))}}
+                for n, item in enumerate(items)]
+    try:
+        responses = app_client(settings).batch(requests)
+    except Exception as exc:  # the whole batch failed: each account falls back to a request of its own
+        log.warning("renewal batch of %d failed (%s); renewing one by one", len(items), exc)
+        return [(i.user_id, *_guard(i, _renew_single(i, settings), settings)) for i in items]
+    results = []
+    for item, response in zip(items, responses, strict=True):
+        status = int(response.get("status", 500))
+        if 200 <= status < 300:
+            def store(item=item, response=response) -> str:
+                _store_renewal(item, response, minutes[item.user_id], settings)
+                return RENEWED
+
+            results.append((item.user_id, *_guard(item, store, settings)))
+        elif status == 404:
+            log.warning("user %s: subscription %s is gone (404); creating a new one", item.user_id,
+                        item.subscription_id)
+            results.append((item.user_id, *_guard(item, _recreate(item, settings), settings)))
+        elif status == 400:
+            # ExtensionError: renew_one learns the smaller limit and retries with it.
+            results.append((item.user_id, *_guard(item, _renew_single(item, settings), settings)))
+        else:
+            error = _batch_error(response)
+
+            def fail(item=item, error=error) -> str:
+                from shared.storage import open_repository
+
+                raise _as_failure(item.user_id, error, open_repository(settings))
+
+            results.append((item.user_id, *_guard(item, fail, settings)))
+    return results
+
+
+def _batch_error(response: dict[str, Any]) -> Any:
+    from shared.graph import GraphError
+    from shared.graph.errors import parse_error_body
+
+    code, message, request_id = parse_error_body(response.get("body"))
+    status = int(response.get("status", 500))
+    return GraphError(status, code or f"HTTP{status}", message or f"HTTP {status}", request_id=request_id,
+                      method="PATCH", url="/subscriptions/{id} ($batch)")
+
+
+def _as_failure(user_id: str, error: Any, repo: Any) -> SubscriptionError:
+    return failure(repo, user_id, error, "renewing the subscription")
+
+
+def _list_app_subscriptions(settings) -> set[str]:
+    """Ids of every subscription the app holds (app token, paged)."""
+    from shared.graph import app_client
+
+    return {s.get("id") for s in app_client(settings).iter_values("/subscriptions") if s.get("id")}
+
+
+def _plan(repo: Any, settings, now: dt.datetime) -> tuple[list[_Item], list[_Item], list[_Item]]:
+    """(to create, to renew, to check) among linked accounts."""
+    users = {u.microsoft_user_id: u for u in repo.list_users()}
+    horizon = limits.renewal_horizon(settings, now)
+    create, renew, check = [], [], []
+    for account in repo.list_accounts():
+        if account.status != "linked":
+            continue
+        user = users.get(account.microsoft_user_id)
+        item = _Item(account.microsoft_user_id, account, user.events_subscription_id if user else None,
+                     user.events_subscription_expiration if user else None)
+        if not item.subscription_id or item.expiration is None or item.expiration <= now:
+            create.append(item)
+        elif item.expiration <= horizon:
+            renew.append(item)
+        else:
+            check.append(item)
+    return create, renew, check
+
+
+def _chunks(items: list[_Item], size: int) -> Iterable[list[_Item]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def renew_due(now: dt.datetime | None = None, *, settings=None, max_workers: int = DEFAULT_WORKERS,
+              check_alive: bool = True) -> RenewalReport:
+    """One renewal run over every linked account (the timer's body, also `python -m shared renew`)."""
+    from shared.config import get_settings
+    from shared.storage import open_repository
+
+    started = time.monotonic()
+    settings = settings or get_settings()
+    now = now or dt.datetime.now(dt.UTC)
+    report = RenewalReport()
+    create, renew, check = _plan(open_repository(settings), settings, now)
+    is_app = lambda item: item.account.mode == "app_only"  # noqa: E731
+
+    with ThreadPoolExecutor(max_workers=max(1, max_workers), thread_name_prefix="renew") as pool:
+        singles: dict[Any, _Item] = {}
+        batches = []
+        for item in create:
+            log.info("user %s has no live subscription; creating one", item.user_id)
+            singles[pool.submit(_guard, item, _recreate(item, settings), settings)] = item
+        for item in (i for i in renew if not is_app(i)):
+            singles[pool.submit(_guard, item, _renew_single(item, settings), settings)] = item
+        app_due = [i for i in renew if is_app(i)]
+        for chunk in _chunks(app_due, BATCH_SIZE):
+            batches.append(pool.submit(_batch_renew, chunk, settings))
+        if check_alive:
+            for item in (i for i in check if not is_app(i)):
+                singles[pool.submit(_guard, item, _check_single(item, settings), settings)] = item
+            app_check = [i for i in check if is_app(i)]
+            if app_check:
+                _check_app(pool, app_check, settings, singles, report)
+        else:
+            for item in check:
+                report.add(item.user_id, CHECKED)
+        for future in as_completed(singles):
+            report.add(singles[future].user_id, *future.result())
+        for future in as_completed(batches):
+            for user_id, outcome, error in future.result():
+                report.add(user_id, outcome, error)
+    report.elapsed = time.monotonic() - started
+    log.info("subscription renewal: %s", report.summary())
+    return report
+
+
+def _check_app(pool: ThreadPoolExecutor, items: list[_Item], settings, singles: dict[Any, _Item],
+               report: RenewalReport) -> None:
+    """One listing confirms every app-only subscription that is not due; vanished ones are recreated."""
+    try:
+        alive = _list_app_subscriptions(settings)
+    except Exception as exc:
+        log.warning("could not list the app's subscriptions (%s); checking one by one", exc)
+        for item in items:
+            singles[pool.submit(_guard, item, _check_single(item, settings), settings)] = item
+        return
+    for item in items:
+        if item.subscription_id in alive:
+            report.add(item.user_id, CHECKED)
+        else:
+            log.warning("user %s: subscription %s vanished before its expiry; recreating", item.user_id,
+                        item.subscription_id)
+            singles[pool.submit(_guard, item, _recreate(item, settings), settings)] = item
+
+
+__all__ = ["RenewalReport", "SubscriptionQuotaError", "renew_due"]
