@@ -263,6 +263,7 @@ var appSettings = {
   SUBSCRIPTION_LIFETIME_MINUTES: '4230'
   RENEWAL_SCHEDULE: '0 */30 * * * *'
   WINDOW_SCHEDULE: '0 15 3 * * *'
+  RENEWAL_MARGIN_MINUTES: '60'
   LOG_LEVEL: logLevel
 }
 
