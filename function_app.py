@@ -7,9 +7,9 @@ Only registrations live here; every trigger is defined in a blueprint under
 
 import azure.functions as func
 
-from shared.triggers import accounts, health, maintenance
+from shared.triggers import accounts, actions, health, maintenance, notifications
 
 app = func.FunctionApp()
 
-for blueprint in (health.bp, accounts.bp, maintenance.bp):
+for blueprint in (health.bp, accounts.bp, actions.bp, maintenance.bp, notifications.bp):
     app.register_functions(blueprint)

@@ -1,0 +1,54 @@
+"""One sync per user at a time.
+
+Inside a process: a lock per user; a second message for the same user waits,
+then usually finds itself covered by the sync that just ran (coalescing in
+`worker.py`). Across processes (several Function instances) the repository
+has no lease primitive yet, so two instances may sync one user at the same
+time. That is safe, only wasteful: both follow the same links, every write is
+an idempotent newer-wins merge, and each page is stored with its cursor in
+one transaction. When the repository grows `acquire_lease(name, owner, ttl)`
+/ `release_lease(name, owner)`, `hold` uses them (see the TODO in the report).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+_locks: dict[str, threading.Lock] = {}
+_guard = threading.Lock()
+_OWNER = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+class LockTimeout(RuntimeError):
+    """Another sync of this user ran too long; the message is retried later (transient)."""
+
+
+def _local(user_id: str) -> threading.Lock:
+    with _guard:
+        return _locks.setdefault(user_id, threading.Lock())
+
+
+@contextlib.contextmanager
+def hold(user_id: str, repo: Any = None, timeout: float = 300.0, lease_seconds: int = 600) -> Iterator[None]:
+    lock = _local(user_id)
+    if not lock.acquire(timeout=timeout):
+        raise LockTimeout(f"user {user_id} is being synced by another worker of this process")
+    try:
+        acquire = getattr(repo, "acquire_lease", None)
+        if acquire is None:
+            yield
+            return
+        name = f"sync:{user_id}"
+        if not acquire(name, _OWNER, lease_seconds):
+            raise LockTimeout(f"user {user_id} is being synced by another instance")
+        try:
+            yield
+        finally:
+            repo.release_lease(name, _OWNER)
+    finally:
+        lock.release()

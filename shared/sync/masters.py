@@ -1,0 +1,126 @@
+"""Series masters: fetched once, stored beside their occurrences, dropped with the last one.
+
+Calendar view (and its delta) never returns a `seriesMaster`, only occurrences
+and exceptions carrying `seriesMasterId`; the recurrence pattern lives on the
+master. So for each series seen in a round we GET `/events/{seriesMasterId}`
+once -- when we do not hold the master yet, or when one of its instances
+really changed (a master edit changes every occurrence) -- and store it in the
+same calendar. A master no occurrence references any more is deleted
+(`reconcile`), which keeps the events table equal to "window items + their
+masters".
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from shared.graph import GraphError
+from shared.sync.context import SyncContext
+from shared.sync.mapping import PageItems
+
+log = logging.getLogger("shared.sync")
+MASTER = "seriesMaster"
+
+
+def fetch(ctx: SyncContext, ids: set[str]) -> list[dict[str, Any]]:
+    """GET each master (up to the mailbox's in-flight cap at once); a vanished series is skipped."""
+    def one(master_id: str) -> dict[str, Any] | None:
+        try:
+            return ctx.graph.get(f"{ctx.prefix}/events/{master_id}")
+        except GraphError as exc:
+            if exc.status == 404:
+                return None  # deleted meanwhile: its occurrences' removals follow in the next round
+            raise
+
+    ordered = sorted(ids)
+    if len(ordered) <= 1:
+        found = [one(i) for i in ordered]
+    else:
+        workers = max(1, min(len(ordered), int(ctx.settings.max_requests_per_mailbox)))
+        with ThreadPoolExecutor(workers, thread_name_prefix="masters") as pool:
+            found = list(pool.map(one, ordered))
+    return [m for m in found if m and m.get("type", MASTER) == MASTER]
+
+
+class RoundMasters:
+    """Masters of one calendar during one round of pages."""
+
+    def __init__(self, ctx: SyncContext, calendar_id: str, full_round: bool) -> None:
+        self.ctx, self.calendar_id, self.full_round = ctx, calendar_id, full_round
+        self.fetched: set[str] = set()
+        self.referenced: set[str] = set()
+        self._stored: dict[str, dict[str, Any]] | None = None
+        self._stored_ids: set[str] | None = None
+
+    def _stored_masters(self) -> dict[str, dict[str, Any]]:
+        if self._stored is None:
+            rows = self.ctx.repo.list_events(self.ctx.user_id, self.calendar_id)
+            self._stored = {r.microsoft_event_id: r.data for r in rows if r.type == MASTER}
+        return self._stored
+
+    def _is_stored(self, master_id: str) -> bool:
+        if self.full_round:  # a full round needs the data too (see finish)
+            return master_id in self._stored_masters()
+        if self._stored_ids is None:
+            self._stored_ids = self.ctx.repo.event_ids(self.ctx.user_id, self.calendar_id)
+        return master_id in self._stored_ids
+
+    def after_page(self, items: PageItems, changes: list[Any], next_link: str | None,
+                   delta_link: str | None) -> list[Any]:
+        """Fetch and store the masters this page needs; returns their changes."""
+        if not items.series_ids:
+            return []
+        self.referenced |= items.series_ids
+        changed = {c.remote_id for c in changes if c.kind != "deleted"}
+        changed_series = {e["seriesMasterId"] for e in items.events
+                          if e.get("seriesMasterId") and e["id"] in changed}
+        want = {s for s in items.series_ids - self.fetched if s in changed_series or not self._is_stored(s)}
+        if not want:
+            return []
+        masters = fetch(self.ctx, want)
+        self.fetched |= want
+        return self._write(masters, next_link, delta_link)
+
+    def finish(self, delta_link: str | None) -> list[Any]:
+        """Full round: mark stored masters still referenced as seen, so the reconciliation keeps them."""
+        if not self.full_round:
+            return []
+        keep = [self._stored_masters()[m] for m in sorted(self.referenced - self.fetched)
+                if m in self._stored_masters()]
+        return self._write(keep, None, delta_link) if keep else []
+
+    def _write(self, masters: list[dict[str, Any]], next_link: str | None, delta_link: str | None) -> list[Any]:
+        if not masters:
+            return []
+        ctx = self.ctx
+        if self.full_round:
+            result = ctx.repo.save_page(ctx.user_id, self.calendar_id, events=masters, removed_ids=[],
+                                        next_link=next_link, delta_link=delta_link, window=ctx.window,
+                                        full_round=True)
+            return list(result.changes)
+        return list(ctx.repo.upsert_events(ctx.user_id, self.calendar_id, masters))
+
+
+def reconcile(ctx: SyncContext, calendar_id: str) -> list[Any]:
+    """Delete masters no stored instance references; fetch referenced masters we lack (after a crash)."""
+    rows = ctx.repo.list_events(ctx.user_id, calendar_id)
+    masters = {r.microsoft_event_id for r in rows if r.type == MASTER}
+    referenced = {r.series_master_id for r in rows if r.series_master_id and r.type != MASTER}
+    changes: list[Any] = []
+    orphans = masters - referenced
+    if orphans:
+        deleted = ctx.repo.delete_events(ctx.user_id, orphans)
+        changes += [_deleted(i) for i in deleted]
+    missing = referenced - masters
+    if missing:
+        changes += ctx.repo.upsert_events(ctx.user_id, calendar_id, fetch(ctx, missing))
+    return changes
+
+
+def _deleted(event_id: str) -> Any:
+    from shared.storage import ChangedRow
+    from shared.storage.schema import EVENTS
+
+    return ChangedRow(EVENTS.name, event_id, "deleted", None)
