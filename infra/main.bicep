@@ -160,7 +160,7 @@ var appServiceSuffixes = {
   AzureUSGovernment: 'azurewebsites.us'
   AzureChinaCloud: 'chinacloudsites.cn'
 }
-var appServiceSuffix = appServiceSuffixes[?environment().name] ?? 'azurewebsites.net'
+var appServiceSuffix = contains(appServiceSuffixes, environment().name) ? appServiceSuffixes[environment().name] : 'azurewebsites.net'
 var baseUrl = 'https://${functionAppName}.${appServiceSuffix}'
 
 // Queues of shared/queues (SYNC_QUEUE, OUTBOUND_QUEUE) and their poison queues.

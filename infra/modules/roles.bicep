@@ -1,6 +1,8 @@
-// Role assignments of the Function App's managed identity (and, optionally,
-// of the person running `azd up`, so they can put the client secret into the
-// vault). Built-in role definition ids are the same in every Azure cloud.
+// Role assignments of the Function App's managed identity and, optionally, of
+// the person running `azd up`: secrets officer to put the client secret into
+// the vault, and the data roles `python -m shared doctor|status|replay-poison`
+// need when run from the operator's machine against the deployed resources.
+// Built-in role definition ids are the same in every Azure cloud.
 
 @description('Object id of the Function App\'s system-assigned identity.')
 param appPrincipalId string
@@ -31,6 +33,8 @@ var roles = {
   keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
   // The app creates and rotates its token-encryption keys (secrets).
   keyVaultSecretsOfficer: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
+  // Operator: reading oversized table rows from a workstation.
+  storageBlobDataReader: '2a2b9908-6ea1-4ae2-8e65-a410df84e7d1'
   // Telemetry with Entra ID auth (local auth is disabled on the component).
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
 }
@@ -87,6 +91,22 @@ resource appTelemetryRole 'Microsoft.Authorization/roleAssignments@2022-04-01' =
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.monitoringMetricsPublisher)
   }
 }
+
+var deployerStorageRoles = empty(deployerPrincipalId) ? [] : [
+  roles.storageQueueDataContributor
+  roles.storageTableDataContributor
+  roles.storageBlobDataReader
+]
+
+resource deployerStorageRoleAssignments 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for roleId in deployerStorageRoles: {
+  name: guid(storage.id, deployerPrincipalId, roleId)
+  scope: storage
+  properties: {
+    principalId: deployerPrincipalId
+    principalType: deployerPrincipalType
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleId)
+  }
+}]
 
 resource deployerVaultRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(deployerPrincipalId)) {
   name: guid(vault.id, deployerPrincipalId, roles.keyVaultSecretsOfficer)

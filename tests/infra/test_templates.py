@@ -143,3 +143,48 @@ def test_checkov_skips_have_reasons():
     assert skipped, "no skip-check entries found"
     assert len(skipped) == len(set(skipped))
     assert (MAIN.parent / "check.sh").stat().st_mode & 0o111, "infra/check.sh must be executable"
+
+
+# Built-in role definition ids (identical in every Azure cloud).
+BUILT_IN_ROLES = {
+    "storageBlobDataOwner": "b7e6dc6d-f1e8-4753-8033-0f276bb0955b",
+    "storageBlobDataReader": "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1",
+    "storageQueueDataContributor": "974c5e8b-45b9-4653-ba55-5f855dd0fb88",
+    "storageTableDataContributor": "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3",
+    "keyVaultSecretsUser": "4633458b-17de-408a-b874-0445c86b69e6",
+    "keyVaultSecretsOfficer": "b86a8fe4-44ce-4948-aee5-eccb2c155cd7",
+    "monitoringMetricsPublisher": "3913510d-42f4-4e42-8a64-420c390055eb",
+}
+
+
+def test_the_identity_gets_the_roles_it_needs():
+    roles_module = MAIN.parent / "modules" / "roles.bicep"
+    template = parse(roles_module)
+    assert template["variables"]["roles"]["value"] == BUILT_IN_ROLES
+    text = roles_module.read_text(encoding="utf-8")
+    storage_roles = template["variables"]["storageRoles"]["value"]
+    vault_roles = template["variables"]["vaultRoles"]["value"]
+    assert {"roles.storageBlobDataOwner", "roles.storageQueueDataContributor"} <= {
+        _accessor(r) for r in storage_roles
+    }
+    assert {_accessor(r) for r in vault_roles} == {"roles.keyVaultSecretsUser", "roles.keyVaultSecretsOfficer"}
+    assert "principalType: 'ServicePrincipal'" in text
+
+
+def _accessor(expression) -> str:
+    """`roles.name` as pycep renders it -> 'roles.name'."""
+    operands = expression["operator"]["operands"]
+    return f"{operands['operand_1']}.{operands['operand_2']}"
+
+
+def test_storage_and_vault_are_identity_only():
+    storage = (MAIN.parent / "modules" / "storage.bicep").read_text(encoding="utf-8")
+    for line in ("allowSharedKeyAccess: false", "minimumTlsVersion: 'TLS1_2'", "allowBlobPublicAccess: false"):
+        assert line in storage
+    vault = (MAIN.parent / "modules" / "keyvault.bicep").read_text(encoding="utf-8")
+    for line in ("enableRbacAuthorization: true", "enableSoftDelete: true", "enablePurgeProtection: true"):
+        assert line in vault
+    app = (MAIN.parent / "modules" / "functionapp.bicep").read_text(encoding="utf-8")
+    for line in ("type: 'SystemAssigned'", "name: 'python'", "version: '3.11'", "AzureWebJobsStorage__credential: "
+                 "'managedidentity'", "httpsOnly: true"):
+        assert line in app
