@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "shared.config_commands",
     "shared.storage.commands",
     "shared.secrets.commands", "shared.crypto.commands", "shared.auth.commands",
+    "shared.actions.commands",
     "shared.ops.commands",
 )
 
