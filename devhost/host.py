@@ -228,7 +228,7 @@ class DevHost:
             def _send(self, response: func.HttpResponse) -> None:
                 payload = response.get_body() or b""
                 self.send_response(response.status_code)
-                sent = {k.lower() for k in response.headers}
+                sent = {k.lower() for k, _ in response.headers.items()}
                 for key, value in response.headers.items():
                     self.send_header(key, value)
                 if "content-type" not in sent and response.mimetype:
