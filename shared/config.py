@@ -193,6 +193,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("RENEWAL_MARGIN_MINUTES", "renewal_margin_minutes",
             "Subscriptions expiring before the next two renewal runs plus this margin are renewed.",
             "60", 60, _parse_int),
+    Setting("RENEWAL_RESYNC", "renewal_resync",
+            "Each renewal run also queues a delta sync of every linked account: a safety net for "
+            "notifications Graph lost without a `missed` event.",
+            "true", True, _parse_bool),
 )
 
 _BY_ATTR = {s.attr: s for s in SETTINGS}

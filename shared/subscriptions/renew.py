@@ -52,25 +52,25 @@ class RenewalReport:
     checked: int = 0
     failed: int = 0
     skipped: int = 0
+    resynced: int = 0
     elapsed: float = 0.0
     errors: dict[str, str] = field(default_factory=dict)
-    recreated_users: list[str] = field(default_factory=list)
+    outcomes: dict[str, str] = field(default_factory=dict)  # user -> renewed | recreated | ...
 
     def add(self, user_id: str, outcome: str, error: str | None = None) -> None:
         setattr(self, outcome, getattr(self, outcome) + 1)
-        if outcome == RECREATED:
-            self.recreated_users.append(user_id)
+        self.outcomes[user_id] = outcome
         if error:
             self.errors[user_id] = error
 
     def as_dict(self) -> dict[str, Any]:
         return {"renewed": self.renewed, "recreated": self.recreated, "checked": self.checked,
-                "failed": self.failed, "skipped": self.skipped, "elapsed_seconds": round(self.elapsed, 3),
-                "errors": dict(self.errors)}
+                "failed": self.failed, "skipped": self.skipped, "resynced": self.resynced,
+                "elapsed_seconds": round(self.elapsed, 3), "errors": dict(self.errors)}
 
     def summary(self) -> str:
         return (f"renewed {self.renewed}, recreated {self.recreated}, checked {self.checked}, "
-                f"failed {self.failed}, skipped {self.skipped} in {self.elapsed:.2f}s")
+                f"failed {self.failed}, skipped {self.skipped}, resync queued {self.resynced} in {self.elapsed:.2f}s")
 
 
 @dataclass(frozen=True)
@@ -295,9 +295,25 @@ def renew_due(now: dt.datetime | None = None, *, settings=None, max_workers: int
         for future in as_completed(batches):
             for user_id, outcome, error in future.result():
                 report.add(user_id, outcome, error)
+    if settings.renewal_resync:
+        report.resynced = _safety_net(create + renew + check, report, settings)
     report.elapsed = time.monotonic() - started
     log.info("subscription renewal: %s", report.summary())
     return report
+
+
+def _safety_net(items: list[_Item], report: RenewalReport, settings) -> int:
+    """A delta round for every account still linked (recreated ones already have theirs).
+
+    Graph may lose a notification without sending `missed`; a delta round per run
+    bounds how long such a change stays unseen to one renewal period. A round
+    without changes costs a request or two per calendar."""
+    from shared.queues import SYNC_QUEUE, open_queue
+    from shared.queues.messages import SyncRequest
+
+    done = {u for u, outcome in report.outcomes.items() if outcome in (RECREATED, SKIPPED)}
+    bodies = [SyncRequest(i.user_id, "renewal").to_json() for i in items if i.user_id not in done]
+    return open_queue(SYNC_QUEUE, settings).send_many(bodies) if bodies else 0
 
 
 def _check_app(pool: ThreadPoolExecutor, items: list[_Item], settings, singles: dict[Any, _Item],

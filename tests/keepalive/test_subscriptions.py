@@ -186,7 +186,9 @@ def test_renewal_recreates_404_and_one_failure_never_stops_the_others(keep):
         row = repo.get_user(user)
         assert row.events_subscription_id == subs[user].id
         assert row.events_subscription_expiration > dt.datetime.now(dt.UTC) + dt.timedelta(days=2)
-    assert [(m["user_id"], m["reason"]) for m in queued()] == [(delegated_gone, "renewal")]
+    # The recreated user is resynced; the safety net queues a delta round for the other linked ones.
+    assert sorted(m["user_id"] for m in queued()) == sorted([delegated_ok, delegated_gone, app_user])
+    assert report.resynced == 2 and all(m["reason"] == "renewal" for m in queued())
 
 
 def test_app_only_renewals_go_through_batch(keep):
@@ -245,7 +247,22 @@ def test_renewal_heals_missing_and_silently_vanished_subscriptions(keep):
     for user in (no_sub, vanished, vanished_app):
         assert repo.get_user(user).events_subscription_id in keep.sim.subscriptions.subs
     assert repo.get_user(fine).events_subscription_id == old[fine].id
-    assert sorted(m["user_id"] for m in queued()) == sorted([no_sub, vanished, vanished_app])
+    assert sorted(m["user_id"] for m in queued()) == sorted(keep.users)  # 3 recreated + 1 safety net
+    assert report.resynced == 1
+
+
+def test_without_the_safety_net_only_recreated_users_are_resynced(keep, app_env):
+    from shared.subscriptions import ensure_subscription, renew_due
+
+    settings = app_env(RENEWAL_RESYNC="false")
+    gone, fine = keep.users[:2]
+    keep.link(gone)
+    keep.link(fine)
+    keep.sim.expire_subscription(ensure_subscription(gone).id)
+    ensure_subscription(fine)
+    report = renew_due(settings=settings)
+    assert (report.recreated, report.checked, report.resynced) == (1, 1, 0)
+    assert [m["user_id"] for m in queued()] == [gone]
 
 
 def test_renewal_ignores_accounts_that_are_not_linked(keep):
