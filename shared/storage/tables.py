@@ -75,7 +75,8 @@ class _Tx:
 
 class TablesRepository(base.Repository):
     backend = "tables"
-    chunk_size = 1000
+    chunk_size = 20_000  # change detection scans the partition once per chunk: keep bulk writes in one
+    parallel_batches = 4
 
     def __init__(self, service: TableServiceClient, *, prefix: str = "calsync", blob_service: Any = None) -> None:
         self.service = service
@@ -269,17 +270,26 @@ class TablesRepository(base.Repository):
             callback()
 
     def _commit(self, client: Any, ops: list[tuple]) -> None:
-        batch: list[tuple] = []
+        """Submit in transactions of <= 100 ops; the last one (holding the cursor) only after all others."""
+        batches: list[list[tuple]] = []
         keys: set[tuple[str, str]] = set()
-        for op in [*ops, None]:
-            key = None if op is None else (op[1]["PartitionKey"], op[1]["RowKey"])
-            if batch and (op is None or len(batch) == MAX_BATCH or key in keys or key[0] != batch[0][1][
-                    "PartitionKey"]):
-                self._submit(client, batch)
-                batch, keys = [], set()
-            if op is not None:
-                batch.append(op)
-                keys.add(key)
+        for op in ops:
+            key = (op[1]["PartitionKey"], op[1]["RowKey"])
+            if not batches or len(batches[-1]) == MAX_BATCH or key in keys or key[0] != batches[-1][0][1][
+                    "PartitionKey"]:
+                batches.append([])
+                keys = set()
+            batches[-1].append(op)
+            keys.add(key)
+        if len(batches) > 2 and self.parallel_batches > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(self.parallel_batches) as pool:
+                for future in [pool.submit(self._submit, client, b) for b in batches[:-1]]:
+                    future.result()
+            batches = batches[-1:]
+        for batch in batches:
+            self._submit(client, batch)
 
     @staticmethod
     def _submit(client: Any, batch: list[tuple]) -> None:

@@ -89,7 +89,8 @@ def test_event_upsert_is_idempotent_and_keeps_row_created_at(repo: Repository):
 def test_event_columns_from_graph_json(repo: Repository):
     repo.upsert_events(USER, CAL, [
         event("e1", seriesMasterId="m1", type="occurrence", isCancelled=True),
-        event("all-day", isAllDay=True, start={"dateTime": "2024-12-31T00:00:00.0000000", "timeZone": "Tokyo Standard Time"},
+        event("all-day", isAllDay=True,
+              start={"dateTime": "2024-12-31T00:00:00.0000000", "timeZone": "Tokyo Standard Time"},
               end={"dateTime": "2025-01-01T00:00:00.0000000", "timeZone": "Tokyo Standard Time"}),
     ])
     rows = {e.microsoft_event_id: e for e in repo.list_events(USER)}
