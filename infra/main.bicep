@@ -264,6 +264,7 @@ var appSettings = {
   RENEWAL_SCHEDULE: '0 */30 * * * *'
   WINDOW_SCHEDULE: '0 15 3 * * *'
   RENEWAL_MARGIN_MINUTES: '60'
+  RENEWAL_RESYNC: 'true'
   LOG_LEVEL: logLevel
 }
 
