@@ -143,3 +143,14 @@ def test_database_backend_choices_exist_in_the_app():
     assert set(allowed) == {"tables", "postgres"}
     for choice in allowed:
         assert DEPLOYED["DATABASE_BACKEND"].parse(choice) == choice
+
+
+def test_fixed_values_repeat_the_code_defaults():
+    """The tuning literals in `var appSettings` are documented as the code's defaults."""
+    template = parse(MAIN)
+    drift = {
+        env: (value, DEPLOYED[env].default)
+        for env, value in _template_app_settings().items()
+        if is_literal(template, value) and DEPLOYED[env].parse(value) != DEPLOYED[env].default
+    }
+    assert not drift, f"template value differs from the shared/config.py default (template, code): {drift}"
