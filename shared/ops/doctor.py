@@ -112,7 +112,7 @@ def check_queue(settings) -> Iterator[Check]:
             yield Check("poison queue", True, f"{poison_queue_name(name)} is empty")
 
 
-def check_users(settings) -> Iterator[Check]:
+def check_users(settings, now: dt.datetime | None = None) -> Iterator[Check]:
     """A token for every linked user (MSAL refresh) and a live subscription for each."""
     from shared.auth.errors import AuthError, ReauthRequired
     from shared.auth.tokens import get_token_service
@@ -125,7 +125,7 @@ def check_users(settings) -> Iterator[Check]:
         yield Check("users", True, "no accounts linked yet")
         return
     service = get_token_service()
-    now = dt.datetime.now(dt.UTC)
+    now = now or dt.datetime.now(dt.UTC)
     for account in accounts:
         user_id = account.microsoft_user_id
         if account.status == "unlinked":
@@ -182,7 +182,8 @@ def check_reachability(settings) -> Iterator[Check]:
         yield Check("reachability", True, f"notifications go to {url}/api/graph/notifications{note}")
 
 
-def run_checks(settings=None) -> list[Check]:
+def run_checks(settings=None, *, now: dt.datetime | None = None) -> list[Check]:
+    """Every check in order; `now` evaluates subscription expiry at another moment (tests)."""
     from shared.config import ConfigError, get_settings
 
     try:
@@ -196,7 +197,8 @@ def run_checks(settings=None) -> list[Check]:
         ("database", "check DATABASE_BACKEND and its connection setting (PG_DSN, SQLITE_PATH, TABLES_*)",
          check_database),
         ("queue", "check QUEUE_CONNECTION_STRING / QUEUE_ACCOUNT_URL", check_queue),
-        ("users", "check the database and the identity platform settings", check_users),
+        ("users", "check the database and the identity platform settings",
+         lambda settings: check_users(settings, now)),
         ("reachability", "set APP_BASE_URL", check_reachability),
     )
     for name, fix, step in steps:
