@@ -17,11 +17,10 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 log = logging.getLogger(__name__)
+_FRACTION = re.compile(r"\.(\d{1,7})")
 
 _UTC_ALIASES = {"utc", "gmt", "z", "etc/utc", "etc/gmt", "coordinated universal time", "utc+00:00",
                 "microsoft/utc", "tzone://microsoft/utc"}
-_FRACTION = re.compile(r"^(?P<base>\d{4}-\d\d-\d\d(?:[T ]\d\d:\d\d(?::\d\d)?)?)(?:\.(?P<frac>\d+))?"
-                       r"(?P<zone>Z|[+-]\d\d:?\d\d)?$", re.IGNORECASE)
 _OFFSET = re.compile(r"^(?:UTC|GMT)?\s*(?P<sign>[+-])(?P<h>\d{1,2}):?(?P<m>\d\d)?$", re.IGNORECASE)
 
 
@@ -55,13 +54,13 @@ def resolve_zone(name: str | None) -> tzinfo:
 
 def split_fraction(value: str) -> tuple[datetime, str]:
     """Parse an ISO-8601 text keeping all fraction digits: (datetime to the microsecond, 7-digit fraction)."""
-    match = _FRACTION.match(value.strip())
-    if not match:
-        raise ValueError(f"not an ISO-8601 date-time: {value!r}")
-    frac = (match["frac"] or "")[:7].ljust(7, "0")
-    zone = (match["zone"] or "").upper()
-    parsed = datetime.fromisoformat(f"{match['base']}.{frac[:6]}{'+00:00' if zone == 'Z' else zone}")
-    return parsed, frac
+    text = value.strip()
+    try:
+        parsed = datetime.fromisoformat(text)  # 3.11+: 'Z', offsets, 7-digit fractions (truncated to 6)
+    except ValueError:
+        raise ValueError(f"not an ISO-8601 date-time: {value!r}") from None
+    frac = _FRACTION.search(text)
+    return parsed, frac.group(1).ljust(7, "0") if frac else "0000000"
 
 
 def to_instant(value: dict | None, *, all_day: bool = False) -> datetime | None:

@@ -1,0 +1,258 @@
+"""Bulk upsert throughput of the repository next to a raw-driver baseline, per backend.
+
+For each backend the same N Graph events are written (a) by the raw driver as
+a plain INSERT into a table of the same shape (the baseline), and (b) through
+`repo.upsert_events` (mapping, newer-wins guard, change detection included):
+first write (all rows created), the same rows again (nothing changes, nothing
+is written) and a newer version of every row (all updated). PostgreSQL is
+measured with both bulk strategies (pipelined executemany, COPY into a temp
+table + one merge); the repository's default is the faster one.
+
+Run: .venv/bin/python bench/bench_upsert.py [--rows 10000] [--azurite-rows 2000] [--pg-dsn DSN]
+Needs a PostgreSQL server (PG_DSN or 127.0.0.1:5432) and node_modules/.bin/azurite for the
+Azurite figures; a backend that is not reachable is reported and skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from shared.storage import base, schema  # noqa: E402
+from shared.storage.fixture import real_table_ddl  # noqa: E402
+
+KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="  # Azurite's public key
+
+
+def _at(base: datetime, seconds: int, fmt: str = "%Y-%m-%dT%H:%M:%S.%f") -> str:
+    return (base + timedelta(seconds=seconds)).strftime(fmt) + "7"
+
+
+def events(count: int, version: int = 1) -> list[dict]:
+    """Distinct timestamps per row (nothing for a cache to reuse), as a real backfill has."""
+    created, modified, start = (datetime(2024, 4, 1, tzinfo=UTC), datetime(2024, 5, 1, tzinfo=UTC),
+                                datetime(2024, 6, 3, 9, 30))
+    return [{
+        "id": f"AAMkAGI2TG93AAA/{i:07d}+x==", "subject": f"Weekly sync {i}", "changeKey": f"ck{version}",
+        "lastModifiedDateTime": _at(modified, 60 * i + version) + "Z", "createdDateTime": _at(created, 60 * i) + "Z",
+        "isAllDay": False, "isCancelled": False, "type": "singleInstance", "iCalUId": f"040000008200E{i}",
+        "start": {"dateTime": _at(start, 3600 * i), "timeZone": "W. Europe Standard Time"},
+        "end": {"dateTime": _at(start, 3600 * i + 1800), "timeZone": "W. Europe Standard Time"},
+        "originalStartTimeZone": "W. Europe Standard Time", "originalEndTimeZone": "W. Europe Standard Time",
+        "body": {"contentType": "html", "content": f"<p>Agenda for meeting {i}: " + "lorem ipsum " * 40 + "</p>"},
+        "attendees": [{"emailAddress": {"address": f"person{j}@contoso.com", "name": f"Person {j}"}} for j in range(3)],
+    } for i in range(count)]
+
+
+def mapped(items: list[dict]) -> list[base.Mapped]:
+    context = {"microsoft_user_id": "bench-user", "microsoft_calendar_id": "bench-cal"}
+    return [base.map_row(schema.EVENTS, e, context) for e in items]
+
+
+def timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def report(backend: str, label: str, rows: int, seconds: float, baseline: float | None) -> None:
+    rate = rows / seconds
+    ratio = f"{rate / baseline:6.2f}x" if baseline else "   base"
+    print(f"{backend:<10} {label:<44} {rows:>7} rows {seconds:8.3f} s {rate:>10,.0f} rows/s {ratio}")
+
+
+def run_repo(backend: str, repo: base.Repository, count: int, baseline_rate: float, label: str = "") -> None:
+    first, same, newer = events(count), events(count), events(count, 2)
+    user, cal = "bench-user", "bench-cal"
+    for name, rows in ((f"upsert{label}: first write", first), (f"upsert{label}: unchanged (no write)", same),
+                       (f"upsert{label}: newer version", newer)):
+        seconds = timed(lambda rows=rows: repo.upsert_events(user, cal, rows))
+        report(backend, name, count, seconds, baseline_rate)
+    repo.delete_user(user)
+
+
+# ---------------------------------------------------------------------- PostgreSQL
+def bench_postgres(dsn: str, count: int) -> None:
+    import psycopg
+    from psycopg import sql
+
+    from shared.storage.postgres import PostgresRepository
+
+    name = f"bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    params = dict(item.split("=", 1) for item in dsn.split() if "=" in item)
+    target = " ".join(f"{k}={v}" for k, v in {**params, "dbname": name}.items())
+    try:
+        with psycopg.connect(target, autocommit=True) as conn:
+            for statement in real_table_ddl(schema.EVENTS, "postgres"):
+                conn.execute(statement.replace("microsoft_calendar_event_v1", "baseline_event")
+                             .replace("svi_events_", "svi_baseline_"))
+            rows = mapped(events(count))
+            names = list(rows[0].values)
+            cols = [*names, "data", "row_created_at", "row_updated_at"]
+            insert = sql.SQL("INSERT INTO baseline_event ({}) VALUES ({})").format(
+                sql.SQL(", ").join(map(sql.Identifier, cols)),
+                sql.SQL(", ").join([sql.Placeholder()] * len(names) + [sql.SQL("%s::jsonb")] + [sql.Placeholder()] * 2))
+            now = datetime.now(UTC)
+            values = [[r.values[n] for n in names] + [r.text, now, now] for r in rows]
+
+            def raw() -> None:
+                conn.execute("TRUNCATE baseline_event")
+                with conn.transaction(), conn.cursor() as cur:
+                    cur.executemany(insert, values)
+
+            seconds = min(timed(raw) for _ in range(3))  # best of 3: the baseline gets every advantage
+        baseline = count / seconds
+        report("postgres", "baseline: raw executemany INSERT (best of 3)", count, seconds, None)
+        repo = PostgresRepository(target, pool_max=2)
+        repo.ensure_schema()
+        for strategy in ("executemany", "copy"):
+            repo.bulk_strategy = strategy
+            run_repo("postgres", repo, count, baseline, f" [{strategy}]")
+        repo.close()
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+# ---------------------------------------------------------------------- SQLite
+def bench_sqlite(count: int) -> None:
+    import sqlite3
+
+    from shared.storage.sqlite import SqliteRepository, encode
+
+    workdir = Path(tempfile.mkdtemp(prefix="bench-sqlite-"))
+    try:
+        conn = sqlite3.connect(workdir / "baseline.db", isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        for statement in real_table_ddl(schema.EVENTS, "sqlite"):
+            conn.execute(statement)
+        rows = mapped(events(count))
+        names = list(rows[0].values)
+        stamp = encode(schema.TIMESTAMP, datetime.now(UTC))
+        values = [[encode(schema.EVENTS.column(n).type, r.values[n]) for n in names] + [r.text, stamp, stamp]
+                  for r in rows]
+        insert = (f"INSERT INTO microsoft_calendar_event_v1 ({', '.join(names)}, data, row_created_at, "
+                  f"row_updated_at) VALUES ({', '.join('?' * (len(names) + 3))})")
+
+        def raw() -> None:
+            conn.execute("DELETE FROM microsoft_calendar_event_v1")
+            conn.execute("BEGIN")
+            conn.executemany(insert, values)
+            conn.execute("COMMIT")
+
+        seconds = min(timed(raw) for _ in range(3))  # best of 3: the baseline gets every advantage
+        conn.close()
+        report("sqlite", "baseline: raw executemany INSERT (best of 3)", count, seconds, None)
+        repo = SqliteRepository(workdir / "repo.db")
+        repo.ensure_schema()
+        run_repo("sqlite", repo, count, count / seconds)
+        repo.close()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------- Azurite
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_azurite() -> tuple[subprocess.Popen, str] | None:
+    binary = ROOT / "node_modules" / ".bin" / "azurite"
+    if not binary.exists():
+        return None
+    blob, queue, table = free_port(), free_port(), free_port()
+    process = subprocess.Popen(
+        [str(binary), "--silent", "--inMemoryPersistence", "--loose", "--skipApiVersionCheck",
+         "--blobHost", "127.0.0.1", "--blobPort", str(blob), "--queueHost", "127.0.0.1", "--queuePort", str(queue),
+         "--tableHost", "127.0.0.1", "--tablePort", str(table)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", table), timeout=0.5):
+                break
+        except OSError:
+            time.sleep(0.2)
+    time.sleep(0.5)
+    account = "devstoreaccount1"
+    return process, (f"DefaultEndpointsProtocol=http;AccountName={account};AccountKey={KEY};"
+                     f"BlobEndpoint=http://127.0.0.1:{blob}/{account};TableEndpoint=http://127.0.0.1:{table}/{account};")
+
+
+def bench_azurite(conn_str: str, count: int) -> None:
+    from azure.data.tables import TableServiceClient
+    from azure.storage.blob import BlobServiceClient
+
+    from shared.storage.tables import MAX_BATCH, TablesRepository
+
+    service = TableServiceClient.from_connection_string(conn_str)
+    repo = TablesRepository(service, prefix=f"b{uuid.uuid4().hex[:8]}",
+                            blob_service=BlobServiceClient.from_connection_string(conn_str))
+    repo.ensure_schema()
+    baseline_table = service.create_table(f"b{uuid.uuid4().hex[:8]}base")
+    now = datetime.now(UTC)
+    entities = [repo._entity(schema.EVENTS, {**r.values, "row_created_at": now, "row_updated_at": now}, r.text)
+                for r in mapped(events(count))]
+
+    def raw() -> None:
+        for start in range(0, len(entities), MAX_BATCH):
+            baseline_table.submit_transaction([("create", e) for e in entities[start:start + MAX_BATCH]])
+
+    seconds = timed(raw)
+    report("azurite", "baseline: raw create transactions (100/tx)", count, seconds, None)
+    run_repo("azurite", repo, count, count / seconds)
+    repo.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=10_000)
+    parser.add_argument("--azurite-rows", type=int, default=2_000)
+    parser.add_argument("--pg-dsn", default=os.environ.get("PG_DSN") or "host=127.0.0.1 port=5432 user=postgres "
+                                                                         "dbname=postgres")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["postgres", "sqlite", "azurite"])
+    args = parser.parse_args()
+    print(f"{'backend':<10} {'case':<44} {'rows':>12} {'time':>10} {'throughput':>17} vs base")
+    if "postgres" not in args.skip:
+        try:
+            bench_postgres(args.pg_dsn, args.rows)
+        except Exception as exc:  # a missing server is reported, not fatal
+            print(f"postgres   skipped: {exc}")
+    if "sqlite" not in args.skip:
+        bench_sqlite(args.rows)
+    if "azurite" not in args.skip:
+        started = start_azurite()
+        if started is None:
+            print("azurite    skipped: node_modules/.bin/azurite not installed (npm ci)")
+        else:
+            process, conn_str = started
+            try:
+                bench_azurite(conn_str, args.azurite_rows)
+            finally:
+                process.terminate()
+                try:
+                    process.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+
+
+if __name__ == "__main__":
+    main()
