@@ -84,8 +84,18 @@ class TokenService:
         self._modes.pop(user_id, None)
 
     def invalidate_app(self) -> None:
-        """Forget the app token (a 401 on an app-only call)."""
+        """Forget the app token (a 401 on an app-only call).
+
+        MSAL keeps client-credential tokens in its own cache and would hand the
+        rejected one back, so its app-level access tokens (those without a
+        home account) are removed too; the next `app_token()` asks the
+        identity platform.
+        """
         self._cache.pop(_APP, None)
+        cache = deps.msal_app(self.settings).token_cache
+        for item in list(cache.search(cache.CredentialType.ACCESS_TOKEN)):
+            if not item.get("home_account_id"):
+                cache.remove_at(item)
 
     # -- refresh-token primitives ---------------------------------------------
     def redeem(self, refresh_token: str) -> dict[str, Any]:

@@ -19,6 +19,20 @@ def test_app_token_reads_users(sim_app):
     assert user["id"] == sim_app.bob and user["displayName"] == "Bob"
 
 
+def test_a_rejected_app_token_is_replaced_after_invalidation(sim_app):
+    from shared.auth.tokens import get_token_service
+    from shared.graph.factory import app_client
+
+    service = get_token_service()
+    first = service.app_token()
+    service.invalidate_app()
+    second = service.app_token()
+    assert second != first  # MSAL's own cache must not hand back the rejected token
+    sim_app.sim.expire_access_tokens()
+    user = app_client().get(f"/users/{sim_app.bob}")  # 401 -> invalidate -> fresh token -> retry
+    assert user["id"] == sim_app.bob
+
+
 def test_app_token_needs_a_tenant(sim_app):
     from shared.auth.tokens import get_token_service
 

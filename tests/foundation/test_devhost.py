@@ -23,7 +23,8 @@ def _test_app(calls: list) -> func.FunctionApp:
     @app.route(route="items/{item_id}", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
     def item(req: func.HttpRequest) -> func.HttpResponse:
         body = {"id": req.route_params["item_id"], "q": req.params.get("q"), "body": req.get_json()}
-        return func.HttpResponse(json.dumps(body), mimetype="application/json", status_code=201)
+        return func.HttpResponse(json.dumps(body), mimetype="application/json", status_code=201,
+                                 headers={"Retry-After": "3"})
 
     @app.route(route="admin/thing", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
     def admin(req: func.HttpRequest) -> func.HttpResponse:
@@ -67,6 +68,8 @@ def test_routes_methods_and_auth_levels(host):
     ok = requests.post(f"{base}/items/42?q=x", json={"a": 1}, headers={"x-functions-key": "fkey"}, timeout=5)
     assert ok.status_code == 201
     assert ok.json() == {"id": "42", "q": "x", "body": {"a": 1}}
+    assert ok.headers["Retry-After"] == "3"
+    assert ok.headers["Content-Type"].startswith("application/json")
     assert requests.post(f"{base}/items/7?code=fkey", json={}, timeout=5).status_code == 201
     assert requests.get(f"{base}/admin/thing?code=fkey", timeout=5).status_code == 401
     assert requests.get(f"{base}/admin/thing?code=mkey", timeout=5).text == "admin"
