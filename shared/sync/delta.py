@@ -17,6 +17,7 @@ over), a moved window, a RESYNC, and calendars listed in full instead of delta.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,35 +82,42 @@ def sync_calendar(ctx: SyncContext, calendar_id: str, source: Source) -> None:
 
 def _round(ctx: SyncContext, calendar_id: str, source: Source, url: str, params: dict[str, str] | None,
            full_round: bool, resumed: bool) -> None:
+    """Fetch page n+1 while page n is written (one request ahead, never more), write in order."""
     repo, user = ctx.repo, ctx.user_id
     round_masters = masters.RoundMasters(ctx, calendar_id, full_round)
-    removed_any = False
+    deleted_any = False
     delta_link: str | None = None
     if source.delta:
         ctx.delta_rounds += 1
-    next_url: str | None = url
-    while next_url:
-        page = ctx.graph.get(next_url, params=params, headers=ctx.page_headers)
-        params = None  # links carry their own query
-        next_link = page.get("@odata.nextLink")
-        delta_link = page.get("@odata.deltaLink")
-        if source.delta and not next_link and not delta_link:
-            raise GraphError(None, "InvalidResponse", "a delta page carried neither nextLink nor deltaLink")
-        items = split_page(page)
-        result = repo.save_page(user, calendar_id, events=items.events, removed_ids=items.removed_ids,
-                                next_link=next_link, delta_link=delta_link, window=ctx.window,
-                                full_round=full_round)
-        ctx.changes += result.changes
-        ctx.changes += round_masters.after_page(items, result.changes, next_link, delta_link)
-        removed_any = removed_any or any(c.kind == "deleted" for c in result.changes)
-        ctx.progress.page(source.label, len(items))
-        if ctx.crash_after_pages is not None and ctx.progress.pages >= ctx.crash_after_pages:
-            raise SimulatedCrash(f"simulated crash after {ctx.progress.pages} pages")
-        next_url = next_link
+
+    def fetch(link: str, query: dict[str, str] | None) -> dict[str, Any]:
+        return ctx.graph.get(link, params=query, headers=ctx.page_headers)
+
+    with ThreadPoolExecutor(1, thread_name_prefix="page") as ahead:
+        pending: Future | None = ahead.submit(fetch, url, params)  # links carry their own query after this
+        while pending is not None:
+            page = pending.result()
+            next_link = page.get("@odata.nextLink")
+            delta_link = page.get("@odata.deltaLink")
+            if source.delta and not next_link and not delta_link:
+                raise GraphError(None, "InvalidResponse", "a delta page carried neither nextLink nor deltaLink")
+            pending = ahead.submit(fetch, next_link, None) if next_link else None
+            items = split_page(page)
+            result = repo.save_page(user, calendar_id, events=items.events, removed_ids=items.removed_ids,
+                                    next_link=next_link, delta_link=delta_link, window=ctx.window,
+                                    full_round=full_round)
+            ctx.changes += result.changes
+            ctx.changes += round_masters.after_page(items, result.changes, next_link, delta_link)
+            deleted_any = deleted_any or any(c.kind == "deleted" for c in result.changes)
+            ctx.progress.page(source.label, len(items))
+            if ctx.crash_after_pages is not None and ctx.progress.pages >= ctx.crash_after_pages:
+                raise SimulatedCrash(f"simulated crash after {ctx.progress.pages} pages")
     if full_round:
         ctx.changes += round_masters.finish(delta_link)
-        ctx.changes += _deleted(repo.finish_full_round(user, calendar_id))
-    if full_round or resumed or removed_any:
+        gone = repo.finish_full_round(user, calendar_id)
+        ctx.changes += _deleted(gone)
+        deleted_any = deleted_any or bool(gone)
+    if resumed or deleted_any:  # only then can a master be orphaned, or one be missing
         ctx.changes += masters.reconcile(ctx, calendar_id)
 
 

@@ -56,8 +56,8 @@ class RoundMasters:
 
     def _stored_masters(self) -> dict[str, dict[str, Any]]:
         if self._stored is None:
-            rows = self.ctx.repo.list_events(self.ctx.user_id, self.calendar_id)
-            self._stored = {r.microsoft_event_id: r.data for r in rows if r.type == MASTER}
+            rows = _select(self.ctx, self.calendar_id, {"type": MASTER}, ["microsoft_event_id", "data"])
+            self._stored = {r["microsoft_event_id"]: r["data"] for r in rows}
         return self._stored
 
     def _is_stored(self, master_id: str) -> bool:
@@ -103,11 +103,22 @@ class RoundMasters:
         return list(ctx.repo.upsert_events(ctx.user_id, self.calendar_id, masters))
 
 
+def _select(ctx: SyncContext, calendar_id: str, filters: dict[str, Any], columns: list[str]) -> list[dict[str, Any]]:
+    """A narrow read of the calendar's event rows (a few columns, not every row's JSON).
+
+    TODO(storage): a public `list_events(..., type=, columns=)` would replace this use of the
+    repository's backend primitive."""
+    from shared.storage.schema import EVENTS
+
+    scope = {"microsoft_user_id": ctx.user_id, "microsoft_calendar_id": calendar_id, **filters}
+    return ctx.repo._select(EVENTS, ctx.user_id, scope, columns=columns)
+
+
 def reconcile(ctx: SyncContext, calendar_id: str) -> list[Any]:
     """Delete masters no stored instance references; fetch referenced masters we lack (after a crash)."""
-    rows = ctx.repo.list_events(ctx.user_id, calendar_id)
-    masters = {r.microsoft_event_id for r in rows if r.type == MASTER}
-    referenced = {r.series_master_id for r in rows if r.series_master_id and r.type != MASTER}
+    rows = _select(ctx, calendar_id, {}, ["microsoft_event_id", "type", "series_master_id"])
+    masters = {r["microsoft_event_id"] for r in rows if r["type"] == MASTER}
+    referenced = {r["series_master_id"] for r in rows if r["series_master_id"] and r["type"] != MASTER}
     changes: list[Any] = []
     orphans = masters - referenced
     if orphans:

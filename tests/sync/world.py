@@ -41,6 +41,12 @@ class World:
     env: dict[str, str] = field(default_factory=dict)
     settings: Any = None
 
+    def register(self, base_url: str) -> None:
+        """A new app registration whose redirect URI is under `base_url` (a host on a free port)."""
+        self.client_id, self.secret = self.sim.register_app(self.tenant,
+                                                            redirect_uris=[f"{base_url}/api/oauth/callback"])
+        self.configure(APP_BASE_URL=base_url, CLIENT_ID=self.client_id)
+
     def configure(self, **extra: Any) -> Any:
         self.env.update({k: str(v) for k, v in extra.items()})
         self.settings = self.app_env(**self.env)
@@ -64,7 +70,7 @@ class World:
     def link(self, user: str) -> str:
         """Sign `user` in through the app's real flow; returns the stored user id."""
         self.sim.set_consent_user(self.tenant, user)
-        start = call("oauth_start", "GET", "http://127.0.0.1:7071/api/oauth/start")
+        start = call("oauth_start", "GET", f"{self.settings.app_base_url}/api/oauth/start")
         assert start.status_code == 302, start.get_body()
         consent = requests.get(start.headers["Location"], verify=self.sim.ca_file, allow_redirects=False, timeout=10)
         assert consent.status_code == 302, consent.text
