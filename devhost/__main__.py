@@ -16,11 +16,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=7071)
     parser.add_argument("--no-timers", action="store_true", help="do not fire timer triggers")
     parser.add_argument("--no-queues", action="store_true", help="do not run queue triggers")
+    parser.add_argument("--demo", action="store_true", help="run the Graph-simulator demo even with a CLIENT_ID")
     args = parser.parse_args(argv)
+
+    import os
 
     from devhost.settings import load_local_settings
 
     load_local_settings()
+    if args.demo or not os.environ.get("CLIENT_ID"):
+        return _demo(args)
     from shared.config import ConfigError, get_settings
     from shared.logging_setup import configure_logging
 
@@ -57,6 +62,23 @@ def main(argv: list[str] | None = None) -> int:
     host.stop()
     logging.getLogger("devhost").info("stopped")
     return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    """No credentials configured: the whole loop against the Graph simulator (devhost/demo.py)."""
+    from devhost import demo
+    from devhost.host import DevHost
+    from shared.logging_setup import configure_logging
+
+    configure_logging("INFO")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    factory = lambda: DevHost(host=args.host, port=args.port, timers=not args.no_timers,  # noqa: E731
+                              queues=not args.no_queues)
+    try:
+        return demo.run(factory, args.port, stop)
+    except KeyboardInterrupt:
+        return 0
 
 
 if __name__ == "__main__":
