@@ -4,10 +4,12 @@ Inside a process: a lock per user; a second message for the same user waits,
 then usually finds itself covered by the sync that just ran (coalescing in
 `worker.py`). Across processes (several Function instances) the repository
 has no lease primitive yet, so two instances may sync one user at the same
-time. That is safe, only wasteful: both follow the same links, every write is
-an idempotent newer-wins merge, and each page is stored with its cursor in
-one transaction. When the repository grows `acquire_lease(name, owner, ttl)`
-/ `release_lease(name, owner)`, `hold` uses them (see the TODO in the report).
+time unless the repository offers leases: when it has `acquire_lease(name,
+owner, ttl_seconds)` / `release_lease(name, owner)`, `hold` also takes the lease
+`sync:<user>` (waiting for another instance to finish). Without one, two
+instances syncing one user is safe, only wasteful: both follow the same links,
+every write is an idempotent newer-wins merge, and each page is stored with
+its cursor in one transaction.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -44,8 +47,11 @@ def hold(user_id: str, repo: Any = None, timeout: float = 300.0, lease_seconds: 
             yield
             return
         name = f"sync:{user_id}"
-        if not acquire(name, _OWNER, lease_seconds):
-            raise LockTimeout(f"user {user_id} is being synced by another instance")
+        deadline = time.monotonic() + timeout
+        while not acquire(name, _OWNER, lease_seconds):  # another instance syncs this user: wait for it
+            if time.monotonic() > deadline:
+                raise LockTimeout(f"user {user_id} is being synced by another instance")
+            time.sleep(0.25)
         try:
             yield
         finally:

@@ -1,0 +1,81 @@
+"""Small pieces of the engine without Graph: mapping, coverage, window, outbound ids, the lease lock."""
+
+from __future__ import annotations
+
+import types
+from datetime import UTC, datetime, timedelta
+
+from shared.queues.messages import SyncRequest
+from shared.sync import lock, outbound
+from shared.sync.mapping import split_page
+from shared.sync.window import current_window
+from shared.sync.worker import covered
+
+
+def test_split_page_separates_removals_and_keeps_cancelled_rows():
+    page = {"value": [
+        {"id": "a", "type": "singleInstance", "isCancelled": True},
+        {"@odata.type": "#microsoft.graph.event", "id": "b", "@removed": {"reason": "deleted"}},
+        {"id": "c", "type": "occurrence", "seriesMasterId": "m"},
+        {"id": "d", "type": "exception", "seriesMasterId": "m2"},
+        "junk", {"no": "id"},
+    ]}
+    items = split_page(page)
+    assert [e["id"] for e in items.events] == ["a", "c", "d"]
+    assert items.removed_ids == ["b"]
+    assert items.series_ids == {"m", "m2"}
+    assert len(split_page({"@odata.nextLink": "x"})) == 0  # an empty nextLink page
+
+
+def test_window_is_whole_days():
+    settings = types.SimpleNamespace(sync_window_days_back=90, sync_window_days_ahead=365)
+    now = datetime(2025, 3, 10, 17, 45, tzinfo=UTC)
+    start, end = current_window(settings, now)
+    assert start == datetime(2024, 12, 10, tzinfo=UTC) and end == datetime(2026, 3, 10, tzinfo=UTC)
+    assert current_window(settings, now + timedelta(hours=5)) == (start, end)
+
+
+def _account(started, finished, full_started=None):
+    extra = {"sync": {"full_started_at": full_started}} if full_started else None
+    return types.SimpleNamespace(last_sync_started_at=started, last_sync_at=finished, extra=extra)
+
+
+def test_coverage_needs_a_successful_sync_started_after_receipt():
+    t = datetime(2025, 1, 1, 12, tzinfo=UTC)
+    before, after = (t - timedelta(seconds=1)).timestamp(), (t + timedelta(seconds=1)).timestamp()
+    done = _account(t, t + timedelta(seconds=5))
+    assert covered(done, SyncRequest("u", "notification", received_at=before))
+    assert not covered(done, SyncRequest("u", "notification", received_at=after))
+    failed = _account(t, t - timedelta(minutes=1))  # the last sync started but never succeeded
+    assert not covered(failed, SyncRequest("u", "notification", received_at=before))
+    assert not covered(done, SyncRequest("u", "linked", full=True, received_at=before))
+    full = _account(t, t + timedelta(seconds=5), full_started=t.timestamp())
+    assert covered(full, SyncRequest("u", "linked", full=True, received_at=before))
+
+
+def test_outbound_collapses_and_ids_are_stable():
+    from shared.storage import ChangedRow
+
+    changes = [ChangedRow("t", "a", "created", {"changeKey": "1"}), ChangedRow("t", "a", "updated", {"changeKey": "2"}),
+               ChangedRow("t", "b", "deleted", None)]
+    collapsed = outbound.collapse(changes)
+    assert [(c.remote_id, c.kind, (c.data or {}).get("changeKey")) for c in collapsed] == [
+        ("a", "created", "2"), ("b", "deleted", None)]
+    first = outbound.message_for("u", collapsed[0])
+    assert first == outbound.message_for("u", collapsed[0])
+
+
+def test_lock_waits_for_another_instances_lease():
+    calls = []
+
+    class Repo:
+        def acquire_lease(self, name, owner, ttl_seconds):
+            calls.append(name)
+            return len(calls) >= 3
+
+        def release_lease(self, name, owner):
+            calls.append(("released", name))
+
+    with lock.hold("u1", Repo(), timeout=5):
+        pass
+    assert calls == ["sync:u1", "sync:u1", "sync:u1", ("released", "sync:u1")]
