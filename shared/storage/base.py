@@ -183,6 +183,19 @@ class Repository(ABC):
     @abstractmethod
     def _count(self, spec: TableSpec, partition: str | None) -> int: ...
 
+    # ------------------------------------------------------------------ leases
+    @abstractmethod
+    def acquire_lease(self, name: str, owner: str, ttl_seconds: float) -> bool:
+        """Take (or extend) lease `name` for `owner` unless another owner holds an unexpired one.
+
+        Atomic across processes and instances: the sync worker uses it so that
+        one user is synced by one worker at a time.
+        """
+
+    @abstractmethod
+    def release_lease(self, name: str, owner: str) -> None:
+        """Give lease `name` back if `owner` still holds it."""
+
     # ------------------------------------------------------------------ shared machinery
     def _atomic(self, partition: str, unit: Any) -> Any:
         """Run `unit(tx)` in one transaction, again from the start when a concurrent writer won a race."""

@@ -21,13 +21,24 @@ class Migration:
     statements: Callable[[str], list[str]]  # dialect -> SQL statements
 
 
-def _initial(dialect: str) -> list[str]:
-    return [stmt for spec in schema.ALL for stmt in real_table_ddl(spec, dialect)]
+def _tables(*specs: schema.TableSpec) -> Callable[[str], list[str]]:
+    return lambda dialect: [stmt for spec in specs for stmt in real_table_ddl(spec, dialect)]
 
 
 MIGRATIONS: tuple[Migration, ...] = (
-    Migration(1, "replicated tables (WebhookDB shape) and operational state", _initial),
+    Migration(1, "replicated tables (WebhookDB shape) and operational state",
+              _tables(schema.USERS, schema.CALENDARS, schema.EVENTS, schema.ACCOUNTS, schema.CURSORS, schema.SEEN)),
+    Migration(2, "leases: one sync per user across instances", _tables(schema.LEASES)),
 )
+
+# Compare-and-set shared by the SQL backends: take the lease when it is free,
+# expired, or already ours; the RETURNING row says whether we hold it.
+ACQUIRE_LEASE = (
+    "INSERT INTO microsoft_calendar_lease_v1 AS l (name, owner, expires_at_ms) VALUES ({p}, {p}, {p}) "
+    "ON CONFLICT (name) DO UPDATE SET owner = EXCLUDED.owner, expires_at_ms = EXCLUDED.expires_at_ms "
+    "WHERE l.owner = EXCLUDED.owner OR l.expires_at_ms < {p} RETURNING owner"
+)
+RELEASE_LEASE = "DELETE FROM microsoft_calendar_lease_v1 WHERE name = {p} AND owner = {p}"
 
 VERSION_TABLE = {
     "postgres": "CREATE TABLE IF NOT EXISTS public.schema_version (version integer PRIMARY KEY, "

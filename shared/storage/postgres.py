@@ -13,6 +13,7 @@ identifiers are composed with psycopg.sql from the table specs.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -200,6 +201,17 @@ class PostgresRepository(base.Repository):
             _ids(spec.key), action)
         with tx.cursor() as cur:
             cur.executemany(query, [[_param(spec.column(n).type, r.get(n)) for n in names] for r in rows])
+
+    def acquire_lease(self, name: str, owner: str, ttl_seconds: float) -> bool:
+        now_ms = int(time.time() * 1000)
+        with self._transaction(name) as conn:
+            row = conn.execute(migrations.ACQUIRE_LEASE.format(p="%s"),
+                               (name, owner, now_ms + int(ttl_seconds * 1000), now_ms)).fetchone()
+        return row is not None
+
+    def release_lease(self, name: str, owner: str) -> None:
+        with self._transaction(name) as conn:
+            conn.execute(migrations.RELEASE_LEASE.format(p="%s"), (name, owner))
 
     def _count(self, spec: TableSpec, partition: str | None) -> int:
         where, params = _where(spec, {spec.partition: partition} if partition else {})

@@ -164,8 +164,14 @@ SEEN = state(
     ("microsoft_user_id", "microsoft_calendar_id", "round_id", "microsoft_event_id"),
 )
 
+LEASES = state(
+    # One sync per user across instances: a row per held lease, taken by compare-and-set.
+    "microsoft_calendar_lease_v1", "leases", ("name",),
+    _s("owner"), _s("expires_at_ms", INT),
+)
+
 REPLICATED: tuple[TableSpec, ...] = (USERS, CALENDARS, EVENTS)
-ALL: tuple[TableSpec, ...] = (USERS, CALENDARS, EVENTS, ACCOUNTS, CURSORS, SEEN)
+ALL: tuple[TableSpec, ...] = (USERS, CALENDARS, EVENTS, ACCOUNTS, CURSORS, SEEN, LEASES)
 BY_NAME = {spec.name: spec for spec in ALL}
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -172,6 +173,17 @@ class SqliteRepository(base.Repository):
         sql = (f"INSERT OR REPLACE INTO {spec.name} ({', '.join(names)}) "  # noqa: S608
                f"VALUES ({', '.join('?' * len(names))})")
         tx.executemany(sql, [[encode(spec.column(n).type, r.get(n)) for n in names] for r in rows])
+
+    def acquire_lease(self, name: str, owner: str, ttl_seconds: float) -> bool:
+        now_ms = int(time.time() * 1000)
+        with self._transaction(name) as conn:
+            row = conn.execute(migrations.ACQUIRE_LEASE.format(p="?"),
+                               (name, owner, now_ms + int(ttl_seconds * 1000), now_ms)).fetchone()
+        return row is not None
+
+    def release_lease(self, name: str, owner: str) -> None:
+        with self._transaction(name) as conn:
+            conn.execute(migrations.RELEASE_LEASE.format(p="?"), (name, owner))
 
     def _count(self, spec: TableSpec, partition: str | None) -> int:
         where, params = _where(spec, {spec.partition: partition} if partition else {})

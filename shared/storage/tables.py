@@ -29,6 +29,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -45,7 +46,7 @@ from shared.storage.schema import TableSpec
 
 MAX_BATCH = 100
 POINT_READS = 20  # up to this many keys are read one by one; more scan the partition
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # the SQL migrations' number; 2 added leases (kept in the meta table here)
 _PLACEMENT = {  # spec name -> (physical table suffix, RowKey prefix)
     schema.USERS.name: ("users", "u:"),
     schema.ACCOUNTS.name: ("accounts", "u:"),
@@ -366,6 +367,50 @@ class TablesRepository(base.Repository):
         table = _PLACEMENT[spec.name][0]
         for row in rows:
             tx.add(table, ("upsert", self._entity(spec, row), {"mode": UpdateMode.REPLACE}))
+
+    def acquire_lease(self, name: str, owner: str, ttl_seconds: float) -> bool:
+        """Leases are entities of the meta table; ETags make the take a compare-and-set."""
+        meta = self._clients["meta"]
+        row_key = tablekeys.encode_key(name)
+        for _ in range(3):  # a lease released between our reads: look again
+            now_ms = int(time.time() * 1000)
+            entity = {"PartitionKey": "lease", "RowKey": row_key, "owner": owner,
+                      "expires_at_ms": EntityProperty(now_ms + int(ttl_seconds * 1000), EdmType.INT64)}
+            try:
+                meta.create_entity(entity)
+                return True
+            except ResourceExistsError:
+                pass
+            try:
+                current = meta.get_entity("lease", row_key)
+            except ResourceNotFoundError:
+                continue
+            expires = current["expires_at_ms"]
+            expires = int(expires.value if isinstance(expires, EntityProperty) else expires)
+            if current["owner"] != owner and expires >= now_ms:
+                return False
+            try:
+                meta.update_entity(entity, mode=UpdateMode.REPLACE, etag=current.metadata["etag"],
+                                   match_condition=MatchConditions.IfNotModified)
+                return True
+            except ResourceNotFoundError:
+                continue
+            except HttpResponseError as exc:
+                if exc.status_code == 412:  # someone else took it first
+                    return False
+                raise
+        return False
+
+    def release_lease(self, name: str, owner: str) -> None:
+        meta = self._clients["meta"]
+        row_key = tablekeys.encode_key(name)
+        try:
+            current = meta.get_entity("lease", row_key)
+            if current["owner"] == owner:
+                meta.delete_entity("lease", row_key, etag=current.metadata["etag"],
+                                   match_condition=MatchConditions.IfNotModified)
+        except (ResourceNotFoundError, HttpResponseError):
+            pass  # gone, or taken over after expiry: nothing of ours to release
 
     def _count(self, spec: TableSpec, partition: str | None) -> int:
         filters = {spec.partition: partition} if partition else {}

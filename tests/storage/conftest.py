@@ -12,7 +12,7 @@ from shared.storage.base import Repository
 BACKENDS = ["sqlite", "postgres", "tables"]
 
 
-def make_repository(backend: str, request: pytest.FixtureRequest, tmp_path) -> Repository:
+def make_repository(backend: str, request: pytest.FixtureRequest, tmp_path, prefix: str | None = None) -> Repository:
     if backend == "sqlite":
         from shared.storage.sqlite import SqliteRepository
 
@@ -27,7 +27,8 @@ def make_repository(backend: str, request: pytest.FixtureRequest, tmp_path) -> R
     from shared.storage.tables import TablesRepository
 
     conn = request.getfixturevalue("azurite")
-    return TablesRepository(TableServiceClient.from_connection_string(conn), prefix=f"t{uuid.uuid4().hex[:12]}",
+    return TablesRepository(TableServiceClient.from_connection_string(conn),
+                            prefix=prefix or f"t{uuid.uuid4().hex[:12]}",
                             blob_service=BlobServiceClient.from_connection_string(conn))
 
 

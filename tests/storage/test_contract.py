@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.storage import schema
+from shared.storage import migrations, schema
 from shared.storage.base import Repository
 
 USER = "user-1"
@@ -39,7 +39,7 @@ def event(event_id: str, version: int = 1, **extra) -> dict:
 def test_schema_is_idempotent_and_versioned(repo: Repository):
     repo.ensure_schema()
     repo.ensure_schema()
-    assert repo.schema_version() == 1
+    assert repo.schema_version() == migrations.MIGRATIONS[-1].version
     assert repo.counts() == {s.name: 0 for s in (schema.USERS, schema.CALENDARS, schema.EVENTS,
                                                  schema.ACCOUNTS, schema.CURSORS)}
 
