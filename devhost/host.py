@@ -215,6 +215,7 @@ class DevHost:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go out at once, not 40 ms apart
 
             def _serve(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
