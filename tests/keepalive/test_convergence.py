@@ -62,6 +62,7 @@ class Mutator:
     def __init__(self, sim: Any, users: list[str], rng: random.Random) -> None:
         self.sim, self.users, self.rng = sim, users, rng
         self.counts: dict[str, int] = {}
+        self.log: list[tuple[int, str, str, str]] = []  # (step, kind, user, target): replay diagnostics
 
     def _events(self, user: str, series: bool | None = None) -> list[Any]:
         mb = self.sim.store.mailbox(user)
@@ -92,16 +93,22 @@ class Mutator:
             if not event.recurrence and rng.random() < 0.4:
                 fields.update(_slot(rng))
             self.sim.update_event(user, event.id, **fields)
+            self.log.append((len(self.log), kind, user, event.id))
         elif kind == "delete":
-            self.sim.delete_event(user, rng.choice(events).id)
+            target = rng.choice(events).id
+            self.sim.delete_event(user, target)
+            self.log.append((len(self.log), kind, user, target))
         elif kind == "cancel":
-            self.sim.cancel_event(user, rng.choice(events).id, "cancelled by the test")
+            target = rng.choice(events).id
+            self.sim.cancel_event(user, target, "cancelled by the test")
+            self.log.append((len(self.log), kind, user, target))
         elif kind == "move":
             event = rng.choice(events)
             targets = [c for c in self._calendars(user) if c != event.calendar_id]
             if not targets:
                 return self.one()
             self.sim.move_event(user, event.id, rng.choice(targets), immutable_ids=rng.random() < 0.5)
+            self.log.append((len(self.log), kind, user, event.id))
         elif kind in ("exception", "skip_occurrence"):
             series = self._events(user, series=True)
             if not series:
@@ -115,6 +122,8 @@ class Mutator:
                 self.sim.update_event(user, occurrence["id"], subject=f"exception {rng.random():.6f}")
             else:
                 self.sim.delete_event(user, occurrence["id"])
+            self.log.append((len(self.log), kind, user, occurrence["id"]))
+            self.log.append((len(self.log), f"{kind}-of-master", user, master.id))
         elif kind == "calendar_create":
             self.sim.create_calendar(user, f"Calendar {rng.randint(0, 10**6)}")
         elif kind == "calendar_delete":
@@ -158,6 +167,11 @@ def differences(sim: Any, settings: Any, repo: Any, user: str) -> list[str]:
     wrong = [i for i in set(want["events"]) & set(have["events"]) if want["events"][i] != have["events"][i]]
     if missing or extra or wrong:
         problems.append(f"events: {len(missing)} missing, {len(extra)} extra, {len(wrong)} differ")
+        for i in sorted(missing | extra)[:3] + sorted(wrong)[:3]:
+            cal, data = (have["events"].get(i) or want["events"][i])
+            master = data.get("seriesMasterId")
+            problems.append(f"  {i[-24:]} ({data.get('type')}, {data.get('subject')!r}, calendar {cal[-12:]}, "
+                            f"master {master and master[-16:]} alive {master in sim.store.mailbox(user).events})")
     users = {u.microsoft_user_id: u for u in repo.list_users()}
     row = users.get(user)
     if row is None or row.events_subscription_id not in sim.subscriptions.subs:
@@ -254,6 +268,12 @@ def test_convergence_under_faults(seed, graphsim, app_env, monkeypatch):
         print(f"seed {seed}: {sum(mutator.counts.values())} mutations {mutator.counts}, "
               f"settled in {elapsed:.1f}s, graph requests {sum(sim.counters().values())}, notifications delivered "
               f"{delivered} dropped {dropped}, stale before the renewal run {len(before_renewal)}, poison {poison}")
+        if problems:
+            for user in problems:  # the history of the rows in question, to read with the replay
+                rows = repo.list_events(user)
+                suspects = {e.microsoft_event_id for e in rows} | {e.series_master_id for e in rows}
+                print("\n".join(f"  step {n}: {k} {t[-16:]}" for n, k, u, t in mutator.log
+                                if u == user and t in suspects))
         assert not problems, f"seed {seed} did not converge: {problems}"
         assert poison == 0
     finally:
