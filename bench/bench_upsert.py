@@ -18,8 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,10 +29,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from devtools import azurite  # noqa: E402
 from shared.storage import base, schema  # noqa: E402
 from shared.storage.fixture import real_table_ddl  # noqa: E402
-
-KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="  # Azurite's public key
 
 
 def _at(base: datetime, seconds: int, fmt: str = "%Y-%m-%dT%H:%M:%S.%f") -> str:
@@ -168,35 +165,6 @@ def bench_sqlite(count: int) -> None:
 
 
 # ---------------------------------------------------------------------- Azurite
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_azurite() -> tuple[subprocess.Popen, str] | None:
-    binary = ROOT / "node_modules" / ".bin" / "azurite"
-    if not binary.exists():
-        return None
-    blob, queue, table = free_port(), free_port(), free_port()
-    process = subprocess.Popen(
-        [str(binary), "--silent", "--inMemoryPersistence", "--loose", "--skipApiVersionCheck",
-         "--blobHost", "127.0.0.1", "--blobPort", str(blob), "--queueHost", "127.0.0.1", "--queuePort", str(queue),
-         "--tableHost", "127.0.0.1", "--tablePort", str(table)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", table), timeout=0.5):
-                break
-        except OSError:
-            time.sleep(0.2)
-    time.sleep(0.5)
-    account = "devstoreaccount1"
-    return process, (f"DefaultEndpointsProtocol=http;AccountName={account};AccountKey={KEY};"
-                     f"BlobEndpoint=http://127.0.0.1:{blob}/{account};TableEndpoint=http://127.0.0.1:{table}/{account};")
-
-
 def bench_azurite(conn_str: str, count: int) -> None:
     from azure.data.tables import TableServiceClient
     from azure.storage.blob import BlobServiceClient
@@ -239,19 +207,14 @@ def main() -> None:
     if "sqlite" not in args.skip:
         bench_sqlite(args.rows)
     if "azurite" not in args.skip:
-        started = start_azurite()
+        started = azurite.start()
         if started is None:
             print("azurite    skipped: node_modules/.bin/azurite not installed (npm ci)")
         else:
-            process, conn_str = started
             try:
-                bench_azurite(conn_str, args.azurite_rows)
+                bench_azurite(started.connection_string, args.azurite_rows)
             finally:
-                process.terminate()
-                try:
-                    process.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+                started.stop()
 
 
 if __name__ == "__main__":

@@ -62,6 +62,14 @@ def list_result(ctx: ActionContext, path: str, values: dict[str, Any],
     return ctx.client.get(path, params=params)
 
 
+def parse_timestamp(at: str, name: str) -> dt.datetime:
+    """An ISO 8601 input (`Z` accepted), or an InputError naming the input."""
+    try:
+        return dt.datetime.fromisoformat(at.replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(name, f"{at!r} is not an ISO 8601 timestamp") from None
+
+
 def date_time_zone(at: str | None, zone: str | None, name: str) -> dict[str, str] | None:
     """'Start At' + 'Start Timezone' -> Graph's dateTimeTimeZone.
 
@@ -70,10 +78,7 @@ def date_time_zone(at: str | None, zone: str | None, name: str) -> dict[str, str
     """
     if not at:
         return None
-    try:
-        parsed = dt.datetime.fromisoformat(at.replace("Z", "+00:00"))
-    except ValueError:
-        raise InputError(name, f"{at!r} is not an ISO 8601 timestamp") from None
+    parsed = parse_timestamp(at, name)
     if parsed.tzinfo is not None:
         parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
         zone = "UTC"
@@ -84,10 +89,7 @@ def utc_timestamp(at: str | None, name: str) -> str | None:
     """An ISO input as the UTC 'YYYY-MM-DDTHH:MM:SSZ' Graph wants for subscriptions (naive = UTC)."""
     if not at:
         return None
-    try:
-        parsed = dt.datetime.fromisoformat(at.replace("Z", "+00:00"))
-    except ValueError:
-        raise InputError(name, f"{at!r} is not an ISO 8601 timestamp") from None
+    parsed = parse_timestamp(at, name)
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=dt.UTC)
     return parsed.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
