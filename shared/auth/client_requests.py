@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.auth import deps
-from shared.auth.errors import AuthError, TokenError
+from shared.auth.errors import TokenError
 
 log = logging.getLogger(__name__)
 
@@ -132,31 +132,12 @@ def unlinked(settings, user_id: str) -> Reply:
     row = repo.get_user(user_id)
     if row is None:
         return Reply(200, {"status": "unlinked", "microsoft_user_id": user_id, "existed": False})
-    subscription_deleted = _delete_subscription(settings, user_id, row.events_subscription_id)
+    from shared.subscriptions import delete_subscription
+
+    subscription_deleted = delete_subscription(user_id, settings)
     repo.delete_user(user_id)
     from shared.auth.tokens import get_token_service
 
     get_token_service(settings).invalidate(user_id)
     return Reply(200, {"status": "unlinked", "microsoft_user_id": user_id, "existed": True,
                        "subscription_deleted": subscription_deleted})
-
-
-def _delete_subscription(settings, user_id: str, subscription_id: str | None) -> bool | None:
-    """DELETE the user's Graph subscription; None when there was none. Failures are
-    logged, not raised: an orphaned subscription expires within days and its
-    notifications are dropped for an unknown subscription id."""
-    if not subscription_id:
-        return None
-    from shared.auth import graph_http
-    from shared.graph.factory import client_for_user
-
-    try:
-        client_for_user(user_id, settings).delete(f"/subscriptions/{graph_http.quote_segment(subscription_id)}")
-        return True
-    except graph_http.GraphError as exc:
-        if exc.status == 404:
-            return True
-        log.warning("could not delete subscription of user %s: %s", user_id, exc)
-    except AuthError as exc:
-        log.warning("could not delete subscription of user %s: %s", user_id, exc)
-    return False
