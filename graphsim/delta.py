@@ -127,6 +127,9 @@ def next_round(mb: Mailbox, state: SyncState, page_size: int) -> Round:
             if not cur and not prev:
                 items.append(("removed", eid, None))
         else:
+            # An instance's id is occurrence_id(series id, key), exceptions included (store.move_event
+            # keeps that true when a move changes the series id), so a deleted occurrence or exception
+            # is reported under the id the client holds.
             ids = {ev_mod.occurrence_id(eid, k) for k in keys}
             items.extend(("full", ev, i) for i in cur if i.key in keys)
             items.extend(("removed", rid, None) for rid in sorted(ids - cur_ids))

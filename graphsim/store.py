@@ -283,6 +283,13 @@ class Store:
             self.log(mb, "event", ev.id, ev.calendar_id, "deleted")
             if not immutable:
                 ev.id = new_item_id()
+                # The series' instances are folder-bound items too: an exception made before the move
+                # gets a new id like its occurrences (concepts/outlook-immutable-id.md: ids change
+                # when an item is moved). Keeping the old one broke the invariant the delta log
+                # relies on (instance id == occurrence_id(series id, key), see delta.next_round):
+                # deleting that exception later reported `@removed` for an id nobody had.
+                for key, exc in ev.exceptions.items():
+                    exc.id = ev_mod.occurrence_id(ev.id, key)
             ev.calendar_id = target.id
             ev.touch()
             mb.events[ev.id] = ev

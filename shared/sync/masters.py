@@ -3,11 +3,14 @@
 Calendar view (and its delta) never returns a `seriesMaster`, only occurrences
 and exceptions carrying `seriesMasterId`; the recurrence pattern lives on the
 master. So for each series seen in a round we GET `/events/{seriesMasterId}`
-once -- when we do not hold the master yet, or when one of its instances
-really changed (a master edit changes every occurrence) -- and store it in the
-same calendar. A master no occurrence references any more is deleted
-(`reconcile`), which keeps the events table equal to "window items + their
-masters".
+once and store it in the same calendar (unchanged masters are not rewritten).
+Not only when one of its instances changed: a master edit need not change any
+instance row (a new subject while every in-window instance is an exception with
+its own, a recurrence end moved outside the window); an incremental round lists
+an instance because its series changed, and a full round -- a listed calendar,
+a resync -- has no other signal. A master no occurrence references any more
+is deleted (`reconcile`), which keeps the events table equal to "window items
++ their masters".
 """
 
 from __future__ import annotations
@@ -52,7 +55,6 @@ class RoundMasters:
         self.fetched: set[str] = set()
         self.referenced: set[str] = set()
         self._stored: dict[str, dict[str, Any]] | None = None
-        self._stored_ids: set[str] | None = None
 
     def _stored_masters(self) -> dict[str, dict[str, Any]]:
         if self._stored is None:
@@ -60,23 +62,20 @@ class RoundMasters:
             self._stored = {r["microsoft_event_id"]: r["data"] for r in rows}
         return self._stored
 
-    def _is_stored(self, master_id: str) -> bool:
-        if self.full_round:  # a full round needs the data too (see finish)
-            return master_id in self._stored_masters()
-        if self._stored_ids is None:
-            self._stored_ids = self.ctx.repo.event_ids(self.ctx.user_id, self.calendar_id)
-        return master_id in self._stored_ids
-
     def after_page(self, items: PageItems, changes: list[Any], next_link: str | None,
                    delta_link: str | None) -> list[Any]:
-        """Fetch and store the masters this page needs; returns their changes."""
+        """Fetch and store the masters of the series this page lists (each once a round); returns changes.
+
+        Not only when an instance row changed: a master edit may leave every in-window instance
+        as it was (a new subject while each instance is an exception with its own, a recurrence
+        end moved outside the window). An incremental round lists an instance only because its
+        series changed; a full round (a listed calendar, a resync after 410) has no other signal.
+        `changes` is kept for callers; the rows' own changes are not the criterion.
+        """
         if not items.series_ids:
             return []
         self.referenced |= items.series_ids
-        changed = {c.remote_id for c in changes if c.kind != "deleted"}
-        changed_series = {e["seriesMasterId"] for e in items.events
-                          if e.get("seriesMasterId") and e["id"] in changed}
-        want = {s for s in items.series_ids - self.fetched if s in changed_series or not self._is_stored(s)}
+        want = items.series_ids - self.fetched
         if not want:
             return []
         masters = fetch(self.ctx, want)
@@ -84,7 +83,10 @@ class RoundMasters:
         return self._write(masters, next_link, delta_link)
 
     def finish(self, delta_link: str | None) -> list[Any]:
-        """Full round: mark stored masters still referenced as seen, so the reconciliation keeps them."""
+        """Full round: mark stored masters still referenced as seen, so the reconciliation keeps them.
+
+        (Every referenced master is fetched in `after_page` now; this is the safety net for one that
+        was referenced but not written in this process, e.g. by a page stored before a crash.)"""
         if not self.full_round:
             return []
         keep = [self._stored_masters()[m] for m in sorted(self.referenced - self.fetched)

@@ -133,3 +133,36 @@ def test_other_calendar_delta_behind_setting(graphsim, graphsim_session):
                            "@removed": {"reason": "deleted"}}]
     finally:
         graphsim.delta_other_calendars = False
+
+
+def test_exception_of_a_moved_series_is_reported_removed(graphsim, graphsim_session):
+    """An exception made before its series moved (mutable ids) and deleted after: `@removed` carries its id.
+
+    Regression: the exception kept an id derived from the series' pre-move id while the keyed change
+    of the deletion was reported under the id derived from the new one, so the client kept a row Graph
+    no longer has (the intermittent convergence failure, seed 202).
+    """
+    s = setup(graphsim)
+    h = bearer(user_token(graphsim, s, graphsim_session)["access_token"])
+    team = graphsim.create_calendar(s.user, "Team")
+    series = graphsim.create_event(s.user, calendar_id=team["id"], subject="weekly", **slot("2024-03-04", 9),
+                                   recurrence={"pattern": {"type": "weekly", "interval": 1,
+                                                           "daysOfWeek": ["monday"]},
+                                               "range": {"type": "numbered", "startDate": "2024-03-04",
+                                                         "numberOfOccurrences": 3}})
+    occurrences = [e for e in graphsim.ground_truth(s.user)["events"] if e["seriesMasterId"] == series["id"]]
+    graphsim.update_event(s.user, occurrences[1]["id"], subject="one-off")          # an exception
+    moved = graphsim.move_event(s.user, series["id"], graphsim.default_calendar_id(s.user))
+    assert moved["id"] != series["id"]                                              # mutable ids change on move
+
+    url = f"{graphsim.graph_url}/me/calendarView/delta?{WINDOW}"
+    items, link, _ = _round(graphsim_session, url, h)
+    exception = next(i for i in items if i["type"] == "exception")
+    assert exception["seriesMasterId"] == moved["id"] and exception["subject"] == "one-off"
+    assert len(items) == 3
+
+    graphsim.delete_event(s.user, exception["id"])                                  # the user deletes it
+    items, _, _ = _round(graphsim_session, link, h)
+    assert items == [{"@odata.type": "#microsoft.graph.event", "id": exception["id"],
+                      "@removed": {"reason": "deleted"}}]
+    assert exception["id"] not in {e["id"] for e in graphsim.ground_truth(s.user)["events"]}

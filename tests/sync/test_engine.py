@@ -184,3 +184,49 @@ def test_unlinked_and_malformed_messages_are_dropped(world, no_subscribe):
     assert handle_message(b"{not json").status == "dropped"
     assert handle_message(b'{"user_id": "x", "reason": "bogus"}').status == "dropped"
     assert handle_message(SyncRequest("nobody", "notification").to_json()).status == "skipped"
+
+
+def test_deleted_exception_of_a_series_moved_with_mutable_ids(world, no_subscribe):
+    """Replay of the intermittent convergence failure (seed 202): exception, mutable-id move of the
+    series into the primary calendar, a sync, then the exception deleted: its row must go."""
+    sim = world.sim
+    alice = world.user("Alice")
+    _team, _travel, ids = _seed(world, alice)
+    world.link(alice)
+    exception = _occurrences(world, alice, ids["team_series"])[2]
+    sim.update_event(alice, exception["id"], subject="one-off")          # made under the pre-move id
+    world.drain()
+    world.assert_converged(alice)
+
+    moved = sim.move_event(alice, ids["team_series"], sim.default_calendar_id(alice))
+    assert moved["id"] != ids["team_series"]
+    _notify(world, alice)
+    world.assert_converged(alice)
+    held = [e for e in world.repo.list_events(alice) if e.data.get("type") == "exception"]
+    assert [e.data["subject"] for e in held] == ["one-off"] and held[0].series_master_id == moved["id"]
+
+    sim.delete_event(alice, held[0].microsoft_event_id)                    # the user deletes the exception
+    _notify(world, alice)
+    world.assert_converged(alice)
+    assert held[0].microsoft_event_id not in {e.microsoft_event_id for e in world.repo.list_events(alice)}
+
+
+@pytest.mark.parametrize("where", ["primary", "listed"])
+def test_master_edit_that_changes_no_instance_row(world, no_subscribe, where):
+    """A series renamed while each in-window instance is an exception with its own subject: no instance
+    row changes, yet the stored master must (delta path for the primary calendar, full listing else)."""
+    sim = world.sim
+    alice = world.user("Alice")
+    calendar = None if where == "primary" else sim.create_calendar(alice, "Team")["id"]
+    series = sim.create_event(alice, calendar_id=calendar, subject="weekly", **weekly(3, 2))
+    world.link(alice)
+    for occurrence in _occurrences(world, alice, series["id"]):
+        sim.update_event(alice, occurrence["id"], subject="its own subject")
+    world.drain()
+    world.assert_converged(alice)
+
+    sim.update_event(alice, series["id"], subject="renamed series")
+    _notify(world, alice)
+    world.assert_converged(alice)
+    master = next(e for e in world.repo.list_events(alice) if e.microsoft_event_id == series["id"])
+    assert master.data["subject"] == "renamed series"
