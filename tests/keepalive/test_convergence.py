@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from tests.keepalive.conftest import CALLBACK, link
+from tests.replica import expected_rows, replica_rows
 
 SEEDS = [int(os.environ["CONVERGENCE_SEED"])] if os.environ.get("CONVERGENCE_SEED") else [101, 202, 303, 404, 505]
 MAILBOXES = 20
@@ -135,30 +136,8 @@ class Mutator:
         return None
 
 
-def expected(sim: Any, settings: Any, user: str) -> dict[str, Any]:
-    """The simulator's ground truth in the shape of the tables (masters of in-window occurrences included)."""
-    from shared.sync.window import current_window
-
-    start, end = current_window(settings)
-    truth = sim.ground_truth(user, start, end)
-    events = {}
-    for item in truth["events"]:
-        data = dict(item)
-        events[data["id"]] = (data.pop("calendarId"), data)
-    referenced = {d["seriesMasterId"]: cal for cal, d in events.values() if d.get("seriesMasterId")}
-    for master in truth["masters"]:
-        if master["id"] in referenced:
-            events[master["id"]] = (referenced[master["id"]], master)
-    return {"calendars": {c["id"]: c for c in truth["calendars"]}, "events": events}
-
-
-def actual(repo: Any, user: str) -> dict[str, Any]:
-    return {"calendars": {c.microsoft_calendar_id: c.data for c in repo.list_calendars(user)},
-            "events": {e.microsoft_event_id: (e.microsoft_calendar_id, e.data) for e in repo.list_events(user)}}
-
-
 def differences(sim: Any, settings: Any, repo: Any, user: str) -> list[str]:
-    want, have = expected(sim, settings, user), actual(repo, user)
+    want, have = expected_rows(sim, settings, user), replica_rows(repo, user)
     problems = []
     if want["calendars"] != have["calendars"]:
         problems.append(f"calendars differ: want {sorted(want['calendars'])}, have {sorted(have['calendars'])}")

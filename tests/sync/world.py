@@ -15,6 +15,8 @@ from typing import Any
 import azure.functions as func
 import requests
 
+from tests.replica import expected_rows, replica_rows
+
 CALLBACK = "http://127.0.0.1:7071/api/oauth/callback"
 
 
@@ -105,24 +107,10 @@ class World:
 
     # --- comparing with the simulator ------------------------------------------------------
     def expected(self, user: str) -> dict[str, Any]:
-        from shared.sync.window import current_window
-
-        start, end = current_window(self.settings)
-        truth = self.sim.ground_truth(user, start, end)
-        events = {}
-        for item in truth["events"]:
-            data = dict(item)
-            events[data["id"]] = (data.pop("calendarId"), data)
-        referenced = {d["seriesMasterId"]: cal for cal, d in events.values() if d.get("seriesMasterId")}
-        for master in truth["masters"]:
-            if master["id"] in referenced:
-                events[master["id"]] = (referenced[master["id"]], master)
-        return {"calendars": {c["id"]: c for c in truth["calendars"]}, "events": events}
+        return expected_rows(self.sim, self.settings, user)
 
     def actual(self, user: str) -> dict[str, Any]:
-        repo = self.repo
-        return {"calendars": {c.microsoft_calendar_id: c.data for c in repo.list_calendars(user)},
-                "events": {e.microsoft_event_id: (e.microsoft_calendar_id, e.data) for e in repo.list_events(user)}}
+        return replica_rows(self.repo, user)
 
     def assert_converged(self, user: str) -> None:
         expected, actual = self.expected(user), self.actual(user)
