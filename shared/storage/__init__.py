@@ -16,6 +16,7 @@ from shared.storage.types import (
     CalendarRow,
     ChangedRow,
     EventRow,
+    OutboxEntry,
     PageResult,
     SyncCursor,
     UserRow,
@@ -25,8 +26,8 @@ if TYPE_CHECKING:
     from shared.config import Settings
 
 __all__ = [
-    "KEEP", "AccountState", "CalendarRow", "ChangedRow", "EventRow", "PageResult", "Repository", "SyncCursor",
-    "UserRow", "build_repository", "open_repository",
+    "KEEP", "AccountState", "CalendarRow", "ChangedRow", "EventRow", "OutboxEntry", "PageResult", "Repository",
+    "SyncCursor", "UserRow", "build_repository", "open_repository",
 ]
 
 

@@ -3,9 +3,14 @@
 Callers only see the public methods of `Repository`. Newer-wins, change
 detection, de-duplication, chunking, row mapping and the page/round logic live
 here; a backend implements a handful of primitives (`_transaction`,
-`_fetch_stored`, `_write_rows`, `_select`, `_delete`, `_put`, `_count`) and may
-replace `_upsert_rows` with a single native statement when it renders the same
-rule (`newer_and_different_sql`).
+`_fetch_stored`, `_write_rows`, `_select`, `_delete`, `_put`, `_count`,
+`_allocate`) and may replace `_upsert_rows` with a single native statement when
+it renders the same rule (`newer_and_different_sql`).
+
+Transactional outbox: every call that changes calendar or event rows records
+each `ChangedRow` in the outbox in the same unit (`_record`), so a change is
+never stored without its pending event; `shared/sync/outbound.py` publishes
+`pending_changes` to the outbound queue and `ack_changes` them.
 """
 
 from __future__ import annotations
@@ -17,19 +22,30 @@ import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from shared.storage import schema
-from shared.storage.schema import ACCOUNTS, CALENDARS, CURSORS, EVENTS, SEEN, USERS, TableSpec
+from shared.storage.schema import (
+    ACCOUNTS,
+    CALENDARS,
+    CURSORS,
+    EVENTS,
+    OUTBOX,
+    OUTBOX_SEQ,
+    SEEN,
+    USERS,
+    TableSpec,
+)
 from shared.storage.types import (
     KEEP,
     AccountState,
     CalendarRow,
     ChangedRow,
     EventRow,
+    OutboxEntry,
     PageResult,
     SyncCursor,
     UserRow,
@@ -37,6 +53,10 @@ from shared.storage.types import (
 
 ACCOUNT_STATUSES = ("linked", "reauth_required", "unlinked")
 ACCOUNT_MODES = ("delegated", "app_only")
+# A queue message holds 48 KB of text (64 KB once base64-encoded); a row whose JSON is bigger is published
+# without data anyway, so the outbox does not keep it (the entry says `truncated`).
+OUTBOX_MAX_DATA_BYTES = 46 * 1024
+MAX_FLOW_CHARS = 30_000  # one Table Storage property; MSAL's flow dict is ~2 KB
 
 
 class Conflict(Exception):
@@ -83,6 +103,23 @@ class Stored:
     digest: str
     columns: dict[str, Any] = field(default_factory=dict)  # context/managed/meta values as stored
     etag: Any = None
+
+
+def change_version(data: dict[str, Any] | None) -> str:
+    """The version an outbound event carries (and its de-dup id hashes): changeKey, else lastModified/etag."""
+    if not data:
+        return ""
+    return str(data.get("changeKey") or data.get("lastModifiedDateTime") or data.get("@odata.etag") or "")
+
+
+def outbox_row(user_id: str, seq: int, change: ChangedRow, now: datetime) -> dict[str, Any]:
+    """The OUTBOX row recording one change (data dropped when a queue message could not carry it)."""
+    data, truncated = change.data, False
+    if data is not None and len(canonical_json(data).encode("utf-8")) > OUTBOX_MAX_DATA_BYTES:
+        data, truncated = None, True
+    return {"microsoft_user_id": user_id, "seq": seq, "row_table": change.table, "remote_id": change.remote_id,
+            "kind": change.kind, "version": change_version(change.data), "truncated": truncated,
+            "created_at": now, "data": data}
 
 
 def is_older(new_version: str, stored_version: str) -> bool:
@@ -169,8 +206,9 @@ class Repository(ABC):
 
     @abstractmethod
     def _select(self, spec: TableSpec, partition: str | None, filters: dict[str, Any], tx: Any = None,
-                columns: Sequence[str] | None = None) -> list[dict[str, Any]]:
-        """Rows whose columns equal the filters (a list/set/tuple value means IN), decoded to Python."""
+                columns: Sequence[str] | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """Rows whose columns equal the filters (a list/set/tuple value means IN), decoded to Python,
+        in key order; at most `limit` of them."""
 
     @abstractmethod
     def _delete(self, tx: Any, spec: TableSpec, partition: str, filters: dict[str, Any]) -> list[str]:
@@ -182,6 +220,26 @@ class Repository(ABC):
 
     @abstractmethod
     def _count(self, spec: TableSpec, partition: str | None) -> int: ...
+
+    @abstractmethod
+    def _allocate(self, tx: Any, user_id: str, count: int) -> int:
+        """Reserve `count` outbox sequence numbers for the user inside `tx`; returns the last one.
+
+        Serializes the user's writers until `tx` ends (row lock, or an If-Match write that fails the
+        transaction with Conflict), so one user's seq order is their commit order.
+        """
+
+    @abstractmethod
+    def _put_flow(self, key: str, text: str, expires_at_ms: int) -> None:
+        """Insert a sign-in in flight (a key is never reused)."""
+
+    @abstractmethod
+    def _take_flow(self, key: str) -> tuple[str, int] | None:
+        """Delete and return (text, expires_at_ms) atomically: of concurrent takers exactly one gets it."""
+
+    @abstractmethod
+    def _sweep_flows(self, now_ms: int) -> int:
+        """Delete flows that expired before `now_ms`; returns how many."""
 
     # ------------------------------------------------------------------ leases
     @abstractmethod
@@ -225,6 +283,15 @@ class Repository(ABC):
             changes += self._upsert_rows(tx, spec, partition, list(chunk), now)
         return changes
 
+    def _record(self, tx: Any, user_id: str, changes: list[ChangedRow]) -> list[ChangedRow]:
+        """Append `changes` to the user's outbox inside `tx` (the unit that made them); returns them."""
+        if changes:
+            last = self._allocate(tx, user_id, len(changes))
+            now = utcnow()
+            first = last - len(changes) + 1
+            self._put(tx, OUTBOX, user_id, [outbox_row(user_id, first + i, c, now) for i, c in enumerate(changes)])
+        return changes
+
     def _get(self, spec: TableSpec, partition: str, key: dict[str, Any], tx: Any = None) -> dict[str, Any] | None:
         rows = self._select(spec, partition, key, tx)
         return rows[0] if rows else None
@@ -262,7 +329,7 @@ class Repository(ABC):
     def delete_user(self, user_id: str) -> None:
         """The user's rows in all three tables, the account state, cursors and round markers."""
         def unit(tx: Any) -> None:
-            for spec in (SEEN, CURSORS, EVENTS, CALENDARS, ACCOUNTS, USERS):
+            for spec in (OUTBOX, OUTBOX_SEQ, SEEN, CURSORS, EVENTS, CALENDARS, ACCOUNTS, USERS):
                 self._delete(tx, spec, user_id, {"microsoft_user_id": user_id})
 
         self._atomic(user_id, unit)
@@ -302,7 +369,7 @@ class Repository(ABC):
     # ------------------------------------------------------------------ calendars
     def upsert_calendars(self, user_id: str, calendars: list[dict[str, Any]]) -> list[ChangedRow]:
         rows = [map_row(CALENDARS, c, {"microsoft_user_id": user_id}) for c in calendars]
-        return self._atomic(user_id, lambda tx: self._upsert(tx, CALENDARS, user_id, rows))
+        return self._atomic(user_id, lambda tx: self._record(tx, user_id, self._upsert(tx, CALENDARS, user_id, rows)))
 
     def delete_calendars(self, user_id: str, calendar_ids: Iterable[str]) -> list[str]:
         """Delete calendars with their events, cursors and round markers; returns deleted calendar ids."""
@@ -312,9 +379,13 @@ class Repository(ABC):
 
         def unit(tx: Any) -> list[str]:
             scope = {"microsoft_user_id": user_id, "microsoft_calendar_id": ids}
-            for spec in (SEEN, CURSORS, EVENTS):
+            for spec in (SEEN, CURSORS):
                 self._delete(tx, spec, user_id, scope)
-            return self._delete(tx, CALENDARS, user_id, scope)
+            events = self._delete(tx, EVENTS, user_id, scope)
+            calendars = self._delete(tx, CALENDARS, user_id, scope)
+            self._record(tx, user_id, [ChangedRow(EVENTS.name, i, "deleted", None) for i in events]
+                         + [ChangedRow(CALENDARS.name, i, "deleted", None) for i in calendars])
+            return calendars
 
         return self._atomic(user_id, unit)
 
@@ -324,14 +395,20 @@ class Repository(ABC):
     # ------------------------------------------------------------------ events
     def upsert_events(self, user_id: str, calendar_id: str, events: list[dict[str, Any]]) -> list[ChangedRow]:
         rows = self._event_rows(user_id, calendar_id, events)
-        return self._atomic(user_id, lambda tx: self._upsert(tx, EVENTS, user_id, rows))
+        return self._atomic(user_id, lambda tx: self._record(tx, user_id, self._upsert(tx, EVENTS, user_id, rows)))
 
     def delete_events(self, user_id: str, event_ids: Iterable[str]) -> list[str]:
         ids = sorted(set(event_ids))
         if not ids:
             return []
         scope = {"microsoft_user_id": user_id, "microsoft_event_id": ids}
-        return self._atomic(user_id, lambda tx: self._delete(tx, EVENTS, user_id, scope))
+
+        def unit(tx: Any) -> list[str]:
+            deleted = self._delete(tx, EVENTS, user_id, scope)
+            self._record(tx, user_id, [ChangedRow(EVENTS.name, i, "deleted", None) for i in deleted])
+            return deleted
+
+        return self._atomic(user_id, unit)
 
     def list_events(self, user_id: str, calendar_id: str | None = None) -> list[EventRow]:
         filters = {"microsoft_user_id": user_id}
@@ -356,7 +433,8 @@ class Repository(ABC):
     def save_page(self, user_id: str, calendar_id: str, *, events: list[dict[str, Any]], removed_ids: list[str],
                   next_link: str | None, delta_link: str | None, window: tuple[datetime, datetime],
                   full_round: bool = False) -> PageResult:
-        """Upsert a page, delete its removed ids (in this calendar) and store the cursor, in one unit.
+        """Upsert a page, delete its removed ids (in this calendar), record the changes in the outbox
+        and store the cursor, in one unit.
 
         While a round goes on the cursor holds next_link (and keeps the previous delta_link); the
         delta_link replaces both when the round ends. In a full round the page's ids are remembered
@@ -381,6 +459,7 @@ class Repository(ABC):
             if full_round and rows:
                 self._put(tx, SEEN, user_id, [{**cursor_key, "round_id": round_id, "microsoft_event_id": r.key}
                                               for r in dedupe(rows)])
+            self._record(tx, user_id, changes)  # before the cursor (Table Storage commits in this order)
             self._put(tx, CURSORS, user_id, [{
                 **cursor_key, "window_start": _utc(window[0]), "window_end": _utc(window[1]),
                 "next_link": next_link, "delta_link": delta_link if delta_link else cursor.get("delta_link"),
@@ -405,6 +484,7 @@ class Repository(ABC):
                                                                    columns=["microsoft_event_id"])}
             unseen = sorted(local - seen)
             deleted = self._delete(tx, EVENTS, user_id, {**cursor_key, "microsoft_event_id": unseen}) if unseen else []
+            self._record(tx, user_id, [ChangedRow(EVENTS.name, i, "deleted", None) for i in deleted])
             self._delete(tx, SEEN, user_id, cursor_key)
             self._put(tx, CURSORS, user_id, [{**cursor, "full_round": False, "round_id": None,
                                               "updated_at": utcnow()}])
@@ -420,6 +500,40 @@ class Repository(ABC):
             self._delete(tx, CURSORS, user_id, scope)
 
         self._atomic(user_id, unit)
+
+    # ------------------------------------------------------------------ outbox
+    def pending_changes(self, user_id: str, limit: int = 500) -> list[OutboxEntry]:
+        """The user's changes not yet acknowledged, oldest first (at most `limit`)."""
+        rows = self._select(OUTBOX, user_id, {"microsoft_user_id": user_id}, limit=limit)
+        return [OutboxEntry(r["seq"], r["row_table"], r["remote_id"], r["kind"], r["version"] or "", r["data"],
+                            bool(r["truncated"]), r["created_at"]) for r in rows]
+
+    def ack_changes(self, user_id: str, entry_ids: Iterable[int]) -> None:
+        """Forget published entries (their `seq`); unknown or already acknowledged ones are ignored."""
+        seqs = sorted(set(entry_ids))
+        for chunk in chunks(seqs, self.chunk_size):
+            scope = {"microsoft_user_id": user_id, "seq": list(chunk)}
+            self._atomic(user_id, lambda tx, scope=scope: self._delete(tx, OUTBOX, user_id, scope))
+
+    # ------------------------------------------------------------------ sign-ins in flight
+    def put_flow(self, key: str, flow: dict[str, Any], expires_at: datetime) -> None:
+        """Keep a sign-in's flow until `expires_at`; expired flows of earlier sign-ins are swept here."""
+        text = canonical_json(flow)
+        if not key or len(key) > 128 or len(text) > MAX_FLOW_CHARS:
+            raise ValueError("a flow needs a key of 1-128 characters and at most 30,000 characters of JSON")
+        self._put_flow(key, text, int(_utc(expires_at).timestamp() * 1000))
+        with suppress(Exception):  # housekeeping never fails a sign-in; the next put sweeps again
+            self._sweep_flows(int(time.time() * 1000))
+
+    def take_flow(self, key: str) -> dict[str, Any] | None:
+        """The flow stored under `key`, removed as it is read: one caller gets it, ever; None when
+        unknown, already taken or expired."""
+        if not key or len(key) > 128:
+            return None
+        taken = self._take_flow(key)
+        if taken is None or taken[1] < time.time() * 1000:
+            return None
+        return json.loads(taken[0])
 
     def counts(self, user_id: str | None = None) -> dict[str, int]:
         return {spec.name: self._count(spec, user_id) for spec in (USERS, CALENDARS, EVENTS, ACCOUNTS, CURSORS)}

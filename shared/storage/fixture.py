@@ -33,7 +33,7 @@ def _column_sql(spec: TableSpec, col: schema.Column, dialect: str) -> str:
     sql_type = SQL_TYPES[dialect][col.type]
     if spec.replicated and col.role == schema.KEY:
         return f"{col.name} {sql_type} UNIQUE NOT NULL"
-    if col.role in (schema.DATA, schema.KEY):
+    if col.role == schema.KEY or (col.role == schema.DATA and spec.replicated):
         return f"{col.name} {sql_type} NOT NULL"
     return f"{col.name} {sql_type}"
 

@@ -29,6 +29,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "replicated tables (WebhookDB shape) and operational state",
               _tables(schema.USERS, schema.CALENDARS, schema.EVENTS, schema.ACCOUNTS, schema.CURSORS, schema.SEEN)),
     Migration(2, "leases: one sync per user across instances", _tables(schema.LEASES)),
+    Migration(3, "outbox for outbound change events; sign-ins in flight",
+              _tables(schema.OUTBOX, schema.OUTBOX_SEQ, schema.OAUTH_FLOWS)),
 )
 
 # Compare-and-set shared by the SQL backends: take the lease when it is free,
@@ -46,3 +48,16 @@ VERSION_TABLE = {
     "sqlite": "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, "
               "description TEXT NOT NULL, applied_at TEXT NOT NULL)",
 }
+
+# Reserve n outbox sequence numbers for a user; returns the last one. The row lock it takes (held to
+# the end of the transaction) orders one user's writers, so seq order is commit order.
+ALLOCATE_OUTBOX_SEQ = (
+    "INSERT INTO microsoft_calendar_outbox_seq_v1 AS s (microsoft_user_id, last_seq) VALUES ({p}, {p}) "
+    "ON CONFLICT (microsoft_user_id) DO UPDATE SET last_seq = s.last_seq + EXCLUDED.last_seq RETURNING last_seq"
+)
+
+# Sign-ins in flight: a plain insert (a state is never reused), a take that is a single DELETE ... RETURNING
+# (one caller gets the row, every other one nothing), and the sweep of expired ones.
+PUT_FLOW = "INSERT INTO microsoft_calendar_oauth_flow_v1 (flow_key, flow, expires_at_ms) VALUES ({p}, {p}, {p})"
+TAKE_FLOW = "DELETE FROM microsoft_calendar_oauth_flow_v1 WHERE flow_key = {p} RETURNING flow, expires_at_ms"
+SWEEP_FLOWS = "DELETE FROM microsoft_calendar_oauth_flow_v1 WHERE expires_at_ms < {p}"

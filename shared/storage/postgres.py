@@ -172,11 +172,12 @@ class PostgresRepository(base.Repository):
 
     # ------------------------------------------------------------------ other primitives
     def _select(self, spec: TableSpec, partition: str | None, filters: dict[str, Any], tx: Any = None,
-                columns: Sequence[str] | None = None) -> list[dict[str, Any]]:
+                columns: Sequence[str] | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         names = list(columns or spec.names())
         where, params = _where(spec, filters)
-        query = sql.SQL("SELECT {} FROM {}{} ORDER BY {}").format(
-            _ids(names), sql.Identifier(spec.name), where, _ids(spec.key))
+        query = sql.SQL("SELECT {} FROM {}{} ORDER BY {}{}").format(
+            _ids(names), sql.Identifier(spec.name), where, _ids(spec.key),
+            sql.SQL(" LIMIT {}").format(sql.Literal(int(limit))) if limit is not None else sql.SQL(""))
         types = [spec.column(n).type for n in names]
         with self._conn(tx) as conn:
             rows = conn.execute(query, params).fetchall()
@@ -212,6 +213,22 @@ class PostgresRepository(base.Repository):
     def release_lease(self, name: str, owner: str) -> None:
         with self._transaction(name) as conn:
             conn.execute(migrations.RELEASE_LEASE.format(p="%s"), (name, owner))
+
+    def _allocate(self, tx: Any, user_id: str, count: int) -> int:
+        return tx.execute(migrations.ALLOCATE_OUTBOX_SEQ.format(p="%s"), (user_id, count)).fetchone()[0]
+
+    def _put_flow(self, key: str, text: str, expires_at_ms: int) -> None:
+        with self._transaction(key) as conn:
+            conn.execute(migrations.PUT_FLOW.format(p="%s"), (key, text, expires_at_ms))
+
+    def _take_flow(self, key: str) -> tuple[str, int] | None:
+        with self._transaction(key) as conn:
+            row = conn.execute(migrations.TAKE_FLOW.format(p="%s"), (key,)).fetchone()
+        return (row[0], int(row[1])) if row else None
+
+    def _sweep_flows(self, now_ms: int) -> int:
+        with self._transaction("") as conn:
+            return conn.execute(migrations.SWEEP_FLOWS.format(p="%s"), (now_ms,)).rowcount
 
     def _count(self, spec: TableSpec, partition: str | None) -> int:
         where, params = _where(spec, {spec.partition: partition} if partition else {})

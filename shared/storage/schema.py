@@ -9,7 +9,8 @@ Roles: `key` (remote id), `meta` (row_created_at/row_updated_at, set by the
 repository), `derived` (read from `data`), `context` (given by the caller:
 owner user, parent calendar), `managed` (set by dedicated methods: refresh
 token, subscription), `data` (the raw JSON). Operational tables (accounts,
-cursors, round markers, schema_version) use `state` columns.
+cursors, round markers, leases, the outbox, sign-ins in flight, schema_version)
+use `state` columns (the outbox also keeps a `data` column, nullable there).
 """
 
 from __future__ import annotations
@@ -170,8 +171,30 @@ LEASES = state(
     _s("owner"), _s("expires_at_ms", INT),
 )
 
+# The transactional outbox: each changed calendar/event row, written in the transaction that changed
+# it, deleted once published to the outbound queue. `seq` orders one user's entries; `data` is the
+# row's JSON (None for deletions, and for rows too big for a queue message: `truncated`).
+OUTBOX = TableSpec(
+    "microsoft_calendar_outbox_v1", "outbox",
+    (Column("microsoft_user_id", TEXT, KEY), Column("seq", INT, KEY), _s("row_table"), _s("remote_id"),
+     _s("kind"), _s("version"), _s("truncated", BOOL), _s("created_at", TIMESTAMP), Column("data", JSON, DATA)),
+    key=("microsoft_user_id", "seq"), replicated=False,
+)
+
+# The last outbox `seq` handed out per user: allocating takes this row's lock (SQL) or ETag (Tables),
+# which orders one user's concurrent writers.
+OUTBOX_SEQ = state("microsoft_calendar_outbox_seq_v1", "outboxseq", ("microsoft_user_id",), _s("last_seq", INT))
+
+# Sign-ins in flight (MSAL's auth-code flow: state, PKCE verifier, nonce) between /oauth/start and
+# /oauth/callback, keyed by sha256(state); taken once, atomically.
+OAUTH_FLOWS = state(
+    "microsoft_calendar_oauth_flow_v1", "oauthflows", ("flow_key",),
+    _s("flow"), Column("expires_at_ms", INT, STATE, indexed=True),
+)
+
 REPLICATED: tuple[TableSpec, ...] = (USERS, CALENDARS, EVENTS)
-ALL: tuple[TableSpec, ...] = (USERS, CALENDARS, EVENTS, ACCOUNTS, CURSORS, SEEN, LEASES)
+ALL: tuple[TableSpec, ...] = (USERS, CALENDARS, EVENTS, ACCOUNTS, CURSORS, SEEN, LEASES, OUTBOX, OUTBOX_SEQ,
+                              OAUTH_FLOWS)
 BY_NAME = {spec.name: spec for spec in ALL}
 
 

@@ -145,10 +145,10 @@ class SqliteRepository(base.Repository):
                                  + [r.text, stamp, r.key] for r in updates])
 
     def _select(self, spec: TableSpec, partition: str | None, filters: dict[str, Any], tx: Any = None,
-                columns: Sequence[str] | None = None) -> list[dict[str, Any]]:
+                columns: Sequence[str] | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         names = list(columns or spec.names())
         where, params = _where(spec, filters)
-        order = f" ORDER BY {', '.join(spec.key)}"
+        order = f" ORDER BY {', '.join(spec.key)}" + (f" LIMIT {int(limit)}" if limit is not None else "")
         sql = f"SELECT {', '.join(names)} FROM {spec.name}{where}{order}"  # noqa: S608
         with self._lock:
             rows = (tx or self._conn).execute(sql, params).fetchall()
@@ -184,6 +184,22 @@ class SqliteRepository(base.Repository):
     def release_lease(self, name: str, owner: str) -> None:
         with self._transaction(name) as conn:
             conn.execute(migrations.RELEASE_LEASE.format(p="?"), (name, owner))
+
+    def _allocate(self, tx: Any, user_id: str, count: int) -> int:
+        return tx.execute(migrations.ALLOCATE_OUTBOX_SEQ.format(p="?"), (user_id, count)).fetchone()[0]
+
+    def _put_flow(self, key: str, text: str, expires_at_ms: int) -> None:
+        with self._transaction(key) as conn:
+            conn.execute(migrations.PUT_FLOW.format(p="?"), (key, text, expires_at_ms))
+
+    def _take_flow(self, key: str) -> tuple[str, int] | None:
+        with self._transaction(key) as conn:
+            row = conn.execute(migrations.TAKE_FLOW.format(p="?"), (key,)).fetchone()
+        return (row[0], int(row[1])) if row else None
+
+    def _sweep_flows(self, now_ms: int) -> int:
+        with self._transaction("") as conn:
+            return conn.execute(migrations.SWEEP_FLOWS.format(p="?"), (now_ms,)).rowcount
 
     def _count(self, spec: TableSpec, partition: str | None) -> int:
         where, params = _where(spec, {spec.partition: partition} if partition else {})

@@ -14,10 +14,18 @@ Key design (see also docs/STORAGE.md):
   `data_hash` (SHA-256 of the canonical JSON) used by change detection; above
   ~800 KB the JSON goes to the blob container `<prefix>-rows` and the entity
   keeps `data_blob`. Never truncated.
-- Writes are transactions of <= 100 operations per partition. A unit larger than
-  that (a big page, a 10,000-row upsert) is committed in slices in order, and
-  the cursor is always the last operation, so a crash in between leaves the old
-  cursor and the page is replayed (upserts are idempotent).
+- Writes are transactions of <= 100 operations (and <= ~3 MB) per partition. A
+  unit larger than that (a big page, a 10,000-row upsert) is committed in slices
+  in order, and the cursor is always the last operation, so a crash in between
+  leaves the old cursor and the page is replayed (upserts are idempotent).
+- Outbox entries (`o:<seq>`, seq zero-padded so RowKeys sort) and the user's
+  sequence counter (`n:`) live in the events table too. They go into the same
+  entity-group transaction as the rows when the unit fits in one; otherwise
+  they are committed first, before any row they describe: a crash in between
+  leaves entries for changes not stored yet (the replayed page records them
+  again, with the same de-dup id), never a stored change without its entry.
+- Sign-ins in flight are entities of the meta table (PartitionKey `oauthflow`,
+  RowKey = sha256(state) hex); taking one is get + delete with If-Match.
 - Newer-wins under concurrent writers: rows are read with their ETag; updates
   are `UpdateMode.REPLACE` with `If-Match`, inserts are `create`; a 409/412/404
   fails the transaction and the whole unit is re-read and retried.
@@ -37,7 +45,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from azure.core import MatchConditions
-from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import (
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
 from azure.data.tables import EdmType, EntityProperty, TableServiceClient, TableTransactionError, UpdateMode
 
 from shared.storage import base, schema, tablekeys
@@ -46,7 +60,9 @@ from shared.storage.schema import TableSpec
 
 MAX_BATCH = 100
 POINT_READS = 20  # up to this many keys are read one by one; more scan the partition
-SCHEMA_VERSION = 2  # the SQL migrations' number; 2 added leases (kept in the meta table here)
+MAX_BATCH_BYTES = 3_000_000  # a transaction's body may not exceed 4 MiB; leave room for the envelope
+SCHEMA_VERSION = 3  # the SQL migrations' number; 2 added leases, 3 the outbox and sign-ins (meta/events here)
+FLOW_PARTITION = "oauthflow"
 _PLACEMENT = {  # spec name -> (physical table suffix, RowKey prefix)
     schema.USERS.name: ("users", "u:"),
     schema.ACCOUNTS.name: ("accounts", "u:"),
@@ -54,6 +70,8 @@ _PLACEMENT = {  # spec name -> (physical table suffix, RowKey prefix)
     schema.EVENTS.name: ("events", "e:"),
     schema.CURSORS.name: ("events", "c:"),
     schema.SEEN.name: ("events", "s:"),
+    schema.OUTBOX.name: ("events", "o:"),
+    schema.OUTBOX_SEQ.name: ("events", "n:"),
 }
 _TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
 _CONFLICT_STATUS = {404, 409, 412}
@@ -63,15 +81,27 @@ def _upper_bound(prefix: str) -> str:
     return prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
+def _op_bytes(op: tuple) -> int:
+    """About what an operation adds to a transaction's body (its entity's JSON)."""
+    return 200 + sum(len(str(k)) + (len(v.encode("utf-8")) if isinstance(v, str) else 32)
+                     for k, v in op[1].items())
+
+
 @dataclass
 class _Tx:
-    """Operations queued per physical table, committed in <= 100-operation transactions at exit."""
+    """Operations queued per physical table, committed in <= 100-operation transactions at exit.
+
+    Operations queued while `leading` is set (outbox entries and their counter) are committed before
+    or together with the others, never after them.
+    """
 
     ops: dict[str, list[tuple]] = field(default_factory=dict)
+    lead: dict[str, list[tuple]] = field(default_factory=dict)
+    leading: bool = False
     after_commit: list[Callable[[], None]] = field(default_factory=list)
 
     def add(self, table: str, op: tuple) -> None:
-        self.ops.setdefault(table, []).append(op)
+        (self.lead if self.leading else self.ops).setdefault(table, []).append(op)
 
 
 class TablesRepository(base.Repository):
@@ -136,7 +166,8 @@ class TablesRepository(base.Repository):
 
     # ------------------------------------------------------------------ keys and entities
     def _row_key(self, spec: TableSpec, values: dict[str, Any]) -> str:
-        parts = [tablekeys.encode_key(str(values[k])) for k in spec.key if k != spec.partition]
+        parts = [f"{int(values[k]):020d}" if spec.column(k).type == schema.INT else tablekeys.encode_key(str(values[k]))
+                 for k in spec.key if k != spec.partition]  # integers zero-padded: RowKeys sort as text
         return _PLACEMENT[spec.name][1] + ":".join(parts)
 
     def _entity(self, spec: TableSpec, values: dict[str, Any], data_text: str | None = None) -> dict[str, Any]:
@@ -170,7 +201,9 @@ class TablesRepository(base.Repository):
         self.blob_service.get_blob_client(self.container, name).upload_blob(text.encode("utf-8"), overwrite=True)
         return name
 
-    def _read_data(self, entity: dict[str, Any]) -> dict[str, Any]:
+    def _read_data(self, entity: dict[str, Any]) -> dict[str, Any] | None:
+        if "data_parts" not in entity and not entity.get("data_blob"):
+            return None  # an outbox entry without data
         if entity.get("data_blob"):
             blob = self.blob_service.get_blob_client(self.container, entity["data_blob"])
             return json.loads(blob.download_blob().readall().decode("utf-8"))
@@ -211,7 +244,7 @@ class TablesRepository(base.Repository):
         return self._clients[_PLACEMENT[spec.name][0]]
 
     def _query(self, spec: TableSpec, partition: str | None, filters: dict[str, Any],
-               select: list[str] | None) -> list[dict[str, Any]]:
+               select: list[str] | None, limit: int | None = None) -> list[dict[str, Any]]:
         """Entities of `spec` matching the filters (point reads when every key part is given)."""
         client = self._client(spec)
         point = self._point_keys(spec, partition, filters)
@@ -234,8 +267,10 @@ class TablesRepository(base.Repository):
                 if not isinstance(value, list | tuple | set | frozenset) and name != spec.partition:
                     clauses.append(f"{name} eq @f{i}")
                     params[f"f{i}"] = value
-            entities = list(client.query_entities(" and ".join(clauses), parameters=params, select=select))
-        return [e for e in entities if self._matches(spec, e, filters)]
+            entities = client.query_entities(" and ".join(clauses), parameters=params, select=select,
+                                             results_per_page=min(limit or 1000, 1000))
+        matching = (e for e in entities if self._matches(spec, e, filters))
+        return list(itertools.islice(matching, limit) if limit is not None else matching)
 
     def _point_keys(self, spec: TableSpec, partition: str | None, filters: dict[str, Any]) -> list[str] | None:
         parts = [k for k in spec.key if k != spec.partition]
@@ -253,6 +288,8 @@ class TablesRepository(base.Repository):
     def _matches(spec: TableSpec, entity: dict[str, Any], filters: dict[str, Any]) -> bool:
         for name, value in filters.items():
             stored = entity.get(name)
+            if isinstance(stored, EntityProperty):  # Int64 properties come back wrapped
+                stored = stored.value
             if isinstance(value, list | tuple | set | frozenset):
                 if stored not in value:
                     return False
@@ -265,23 +302,63 @@ class TablesRepository(base.Repository):
     def _transaction(self, partition: str) -> Iterator[_Tx]:
         tx = _Tx()
         yield tx
-        for suffix, ops in tx.ops.items():
-            self._commit(self._clients[suffix], ops)
+        ops = dict(tx.ops)
+        for suffix, lead in tx.lead.items():  # outbox entries: with the rows when one transaction holds both
+            together = lead + ops.get(suffix, [])
+            if len(self._batches(together)) == 1:
+                ops = {suffix: together, **{k: v for k, v in ops.items() if k != suffix}}
+            else:
+                self._commit(self._clients[suffix], lead)
+        for suffix, table_ops in ops.items():
+            self._commit(self._clients[suffix], table_ops)
         for callback in tx.after_commit:
             callback()
 
-    def _commit(self, client: Any, ops: list[tuple]) -> None:
-        """Submit in transactions of <= 100 ops; the last one (holding the cursor) only after all others."""
+    def _record(self, tx: _Tx, user_id: str, changes: list[Any]) -> list[Any]:
+        tx.leading = True
+        try:
+            return super()._record(tx, user_id, changes)
+        finally:
+            tx.leading = False
+
+    def _allocate(self, tx: _Tx, user_id: str, count: int) -> int:
+        """The counter entity `n:` of the user's partition, written with If-Match (or created) in `tx`."""
+        client, pk = self._clients["events"], tablekeys.encode_key(user_id)
+        row_key = self._row_key(schema.OUTBOX_SEQ, {})
+        try:
+            current = client.get_entity(pk, row_key)
+        except ResourceNotFoundError:
+            current = None
+        last = (self._value(schema.INT, current["last_seq"]) if current else 0) + count
+        entity = self._entity(schema.OUTBOX_SEQ, {"microsoft_user_id": user_id, "last_seq": last})
+        if current is None:
+            tx.add("events", ("create", entity))  # a concurrent first allocation fails with 409: Conflict
+        else:
+            tx.add("events", ("update", entity, {"mode": UpdateMode.REPLACE, "etag": current.metadata["etag"],
+                                                 "match_condition": MatchConditions.IfNotModified}))
+        return last
+
+    @staticmethod
+    def _batches(ops: list[tuple]) -> list[list[tuple]]:
+        """Consecutive slices that can each be one entity-group transaction."""
         batches: list[list[tuple]] = []
         keys: set[tuple[str, str]] = set()
+        size = 0
         for op in ops:
             key = (op[1]["PartitionKey"], op[1]["RowKey"])
-            if not batches or len(batches[-1]) == MAX_BATCH or key in keys or key[0] != batches[-1][0][1][
-                    "PartitionKey"]:
+            op_size = _op_bytes(op)
+            if (not batches or len(batches[-1]) == MAX_BATCH or key in keys or size + op_size > MAX_BATCH_BYTES
+                    or key[0] != batches[-1][0][1]["PartitionKey"]):
                 batches.append([])
-                keys = set()
+                keys, size = set(), 0
             batches[-1].append(op)
             keys.add(key)
+            size += op_size
+        return batches
+
+    def _commit(self, client: Any, ops: list[tuple]) -> None:
+        """Submit in transactions of <= 100 ops; the last one (holding the cursor) only after all others."""
+        batches = self._batches(ops)
         if len(batches) > 2 and self.parallel_batches > 1:
             from concurrent.futures import ThreadPoolExecutor
 
@@ -296,6 +373,11 @@ class TablesRepository(base.Repository):
     def _submit(client: Any, batch: list[tuple]) -> None:
         try:
             client.submit_transaction(batch)
+        except (ServiceRequestError, ServiceResponseError) as exc:
+            # A pooled connection reset under a POST, which azure-core does not retry. The unit is
+            # re-read and retried: a batch that did apply fails then with 409/412 (creates, If-Match)
+            # or is repeated harmlessly (upserts), and is decided again from what is stored.
+            raise base.Conflict(f"transaction not confirmed: {exc}") from exc
         except TableTransactionError as exc:
             if exc.status_code in _CONFLICT_STATUS or exc.error_code in (
                     "UpdateConditionNotSatisfied", "EntityAlreadyExists", "ResourceNotFound"):
@@ -338,14 +420,14 @@ class TablesRepository(base.Repository):
                 self._delete_blob_later(tx, stored.columns.get("data_blob"))
 
     def _select(self, spec: TableSpec, partition: str | None, filters: dict[str, Any], tx: Any = None,
-                columns: Sequence[str] | None = None) -> list[dict[str, Any]]:
+                columns: Sequence[str] | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         names = list(columns or spec.names())
         select = None
         if columns:
             select = list(dict.fromkeys([*names, *filters]))
             if "data" in names:
                 select = None
-        rows = [self._decode(spec, e, names) for e in self._query(spec, partition, filters, select)]
+        rows = [self._decode(spec, e, names) for e in self._query(spec, partition, filters, select, limit)]
         missing = [k for k in spec.key if k not in names]
         if not missing:
             rows.sort(key=lambda r: tuple(r[k] for k in spec.key))
@@ -365,8 +447,10 @@ class TablesRepository(base.Repository):
 
     def _put(self, tx: _Tx, spec: TableSpec, partition: str, rows: list[dict[str, Any]]) -> None:
         table = _PLACEMENT[spec.name][0]
+        has_data = schema.DATA in {c.role for c in spec.columns}  # the outbox: data split like a row's
         for row in rows:
-            tx.add(table, ("upsert", self._entity(spec, row), {"mode": UpdateMode.REPLACE}))
+            text = base.canonical_json(row["data"]) if has_data and row.get("data") is not None else None
+            tx.add(table, ("upsert", self._entity(spec, row, text), {"mode": UpdateMode.REPLACE}))
 
     def acquire_lease(self, name: str, owner: str, ttl_seconds: float) -> bool:
         """Leases are entities of the meta table; ETags make the take a compare-and-set."""
@@ -411,6 +495,37 @@ class TablesRepository(base.Repository):
                                    match_condition=MatchConditions.IfNotModified)
         except (ResourceNotFoundError, HttpResponseError):
             pass  # gone, or taken over after expiry: nothing of ours to release
+
+    def _put_flow(self, key: str, text: str, expires_at_ms: int) -> None:
+        self._clients["meta"].create_entity({"PartitionKey": FLOW_PARTITION, "RowKey": tablekeys.encode_key(key),
+                                             "flow": text,
+                                             "expires_at_ms": EntityProperty(expires_at_ms, EdmType.INT64)})
+
+    def _take_flow(self, key: str) -> tuple[str, int] | None:
+        """Read, then delete with If-Match: a 404/412 means another caller took it first.
+
+        The delete is a one-operation transaction because `delete_entity` reports a missing entity as
+        success, which would let every concurrent taker believe it won.
+        """
+        meta, row_key = self._clients["meta"], tablekeys.encode_key(key)
+        try:
+            entity = meta.get_entity(FLOW_PARTITION, row_key)
+            self._submit(meta, [("delete", {"PartitionKey": FLOW_PARTITION, "RowKey": row_key},
+                                 {"etag": entity.metadata["etag"], "match_condition": MatchConditions.IfNotModified})])
+        except (ResourceNotFoundError, base.Conflict):
+            return None
+        return entity["flow"], self._value(schema.INT, entity["expires_at_ms"])
+
+    def _sweep_flows(self, now_ms: int) -> int:
+        meta = self._clients["meta"]
+        expired = meta.query_entities("PartitionKey eq @pk and expires_at_ms lt @now", select=["RowKey"],
+                                      parameters={"pk": FLOW_PARTITION, "now": now_ms})  # int64: "L" suffix
+        removed = 0
+        for entity in expired:
+            with suppress(ResourceNotFoundError):
+                meta.delete_entity(FLOW_PARTITION, entity["RowKey"])
+                removed += 1
+        return removed
 
     def _count(self, spec: TableSpec, partition: str | None) -> int:
         filters = {spec.partition: partition} if partition else {}

@@ -55,6 +55,25 @@ class ChangedRow:
 
 
 @dataclasses.dataclass(frozen=True)
+class OutboxEntry:
+    """A changed row waiting in the outbox for the outbound queue (`pending_changes`, `ack_changes`).
+
+    `seq` orders one user's entries and is what `ack_changes` takes. `version` is the row's
+    changeKey / lastModifiedDateTime at the change. `data` is None for deletions, and for rows whose
+    JSON is too big for a queue message (`truncated`: the consumer reads the row instead).
+    """
+
+    seq: int
+    table: str
+    remote_id: str
+    kind: Literal["created", "updated", "deleted"]
+    version: str
+    data: dict[str, Any] | None
+    truncated: bool = False
+    created_at: datetime | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class PageResult:
     """What one `save_page` did."""
 

@@ -7,7 +7,8 @@ Where things happen (one module each):
 - `delta.py`     one round of pages: Graph pages become rows here (`repo.save_page`), resumable;
 - `mapping.py`   a Graph page split into rows to write and ids to delete;
 - `masters.py`   series masters fetched once and kept while any occurrence references them;
-- `outbound.py`  changed rows published to the outbound queue with a de-duplication id;
+- `outbound.py`  the outbox (changed rows, recorded by the repository) published to the outbound
+                 queue with a de-duplication id, then acknowledged;
 - `window.py`    the calendar-view window; `progress.py` logs and the terminal bar.
 
 Rows are written only by the repository (`shared/storage`), inside `save_page`.

@@ -19,7 +19,7 @@ class SyncContext:
     prefix: str = "me"        # "me" (delegated) or "users/{graph id}" (app-only)
     full: bool = False        # drop delta links and reconcile everything
     progress: Progress = field(default_factory=Progress)
-    changes: list[Any] = field(default_factory=list)   # ChangedRow of this sync, for the outbound queue
+    changes: list[Any] = field(default_factory=list)   # ChangedRow of this sync (the outbox is what is published)
     delta_rounds: int = 0
     crash_after_pages: int | None = None  # tests: simulate a worker killed after N pages
 

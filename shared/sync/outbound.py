@@ -1,16 +1,25 @@
-"""Changed rows published to the outbound queue (`outlook-changes`) after each sync.
+"""The user's outbox published to the outbound queue (`outlook-changes`).
+
+The repository records every changed calendar/event row in an outbox in the
+same transaction as the change (`shared/storage/base.py`), so a crash or a
+queue outage can delay an event but never lose it. `publish_pending` sends
+the user's pending entries in sequence order and acknowledges them once the
+queue accepted them; the worker calls it at the start of each sync (leftovers
+of a failed run go out first) and at the end.
 
 One message per changed row: `{"id", "type": "row.<kind>", "table", "remote_id",
-"user_id", "version", "data"}`. `id` is a hash of (table, remote id, version,
-kind) where version is the row's changeKey/lastModifiedDateTime: the same change
-seen twice (a replayed delta page, a retried message, two workers) gets the
-same id, so consumers de-duplicate on it. Rows too big for a queue message go
+"user_id", "version", "data"}`. Delivery is at-least-once (a crash between send
+and ack sends a batch again): `id` is a hash of (table, remote id, version, kind)
+where version is the row's changeKey/lastModifiedDateTime, so the same change
+seen twice (a re-sent batch, a replayed delta page, two workers) gets the same
+id and consumers de-duplicate on it. Rows too big for a queue message go
 without `data` (`"truncated": true`): the consumer reads the row from the
 database.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -18,15 +27,14 @@ from collections.abc import Iterable
 from typing import Any
 
 from shared.queues.base import MAX_MESSAGE_BYTES
+from shared.storage.base import change_version as row_version
+from shared.storage.types import OutboxEntry
+
+__all__ = ["collapse", "dedup_id", "message_for", "publish_pending", "row_version"]
 
 log = logging.getLogger("shared.sync")
 _LIMIT = MAX_MESSAGE_BYTES * 3 // 4 - 1024
-
-
-def row_version(data: dict[str, Any] | None) -> str:
-    if not data:
-        return ""
-    return str(data.get("changeKey") or data.get("lastModifiedDateTime") or data.get("@odata.etag") or "")
+BATCH = 500
 
 
 def dedup_id(table: str, remote_id: str, version: str, kind: str) -> str:
@@ -34,13 +42,14 @@ def dedup_id(table: str, remote_id: str, version: str, kind: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
-def message_for(user_id: str, change: Any) -> str:
-    version = row_version(change.data)
+def message_for(user_id: str, entry: OutboxEntry) -> str:
     body: dict[str, Any] = {
-        "id": dedup_id(change.table, change.remote_id, version, change.kind),
-        "type": f"row.{change.kind}", "table": change.table, "remote_id": change.remote_id,
-        "user_id": user_id, "version": version, "data": change.data,
+        "id": dedup_id(entry.table, entry.remote_id, entry.version, entry.kind),
+        "type": f"row.{entry.kind}", "table": entry.table, "remote_id": entry.remote_id,
+        "user_id": user_id, "version": entry.version, "data": entry.data,
     }
+    if entry.truncated:
+        body["truncated"] = True
     text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
     if len(text.encode("utf-8")) > _LIMIT:
         body["data"], body["truncated"] = None, True
@@ -48,27 +57,36 @@ def message_for(user_id: str, change: Any) -> str:
     return text
 
 
-def collapse(changes: Iterable[Any]) -> list[Any]:
-    """The last change per (table, id): a row created then updated in one sync is one message."""
-    last: dict[tuple[str, str], Any] = {}
-    for change in changes:
-        key = (change.table, change.remote_id)
+def collapse(entries: Iterable[OutboxEntry]) -> list[OutboxEntry]:
+    """The last change per (table, id): a row created then updated in one batch is one message."""
+    last: dict[tuple[str, str], OutboxEntry] = {}
+    for entry in entries:
+        key = (entry.table, entry.remote_id)
         previous = last.pop(key, None)
-        if previous is not None and previous.kind == "created" and change.kind == "updated":
-            change = type(change)(change.table, change.remote_id, "created", change.data)
-        last[key] = change
+        if previous is not None and previous.kind == "created" and entry.kind == "updated":
+            entry = dataclasses.replace(entry, kind="created")
+        last[key] = entry
     return list(last.values())
 
 
-def publish(user_id: str, changes: Iterable[Any], queue: Any = None) -> int:
-    """Send one message per changed row; returns how many were sent."""
-    rows = collapse(changes)
-    if not rows:
-        return 0
-    if queue is None:
-        from shared.queues import OUTBOUND_QUEUE, open_queue
+def publish_pending(user_id: str, repo: Any, queue: Any = None, settings: Any = None) -> int:
+    """Send the user's outbox in order, acknowledging each batch once sent; returns messages sent.
 
-        queue = open_queue(OUTBOUND_QUEUE)
-    sent = queue.send_many(message_for(user_id, c) for c in rows)
-    log.info("sync %s: %d changed rows published to the outbound queue", user_id, sent)
+    A queue error propagates with the batch still pending (the sync message is retried).
+    """
+    sent = 0
+    while True:
+        entries = repo.pending_changes(user_id, limit=BATCH)
+        if not entries:
+            break
+        if queue is None:
+            from shared.queues import OUTBOUND_QUEUE, open_queue
+
+            queue = open_queue(OUTBOUND_QUEUE, settings)
+        sent += queue.send_many(message_for(user_id, e) for e in collapse(entries))
+        repo.ack_changes(user_id, [e.seq for e in entries])
+        if len(entries) < BATCH:
+            break
+    if sent:
+        log.info("sync %s: %d changed rows published to the outbound queue", user_id, sent)
     return sent

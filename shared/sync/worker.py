@@ -6,10 +6,12 @@ Order of work:
 2. coalescing: a request is *covered* when the last successful sync started
    after the request was received (for `full` requests: the last successful
    full sync) -- ten notifications queued together cost one delta round;
-3. one sync per user at a time (`lock.py`), the coverage check repeated once
-   the lock is held;
-4. calendars, then each calendar's events, page by page;
-5. changed rows to the outbound queue; account state (`last_sync_*`);
+3. one sync per user at a time (`lock.py`); once the lock is held, the
+   user's outbox left by an earlier run goes to the outbound queue first,
+   then the coverage check is repeated;
+4. calendars, then each calendar's events, page by page (the repository
+   records each changed row in the outbox in the same transaction);
+5. the outbox to the outbound queue; account state (`last_sync_*`);
 6. the events subscription is created when asked or missing (keep-alive area).
 
 Failures: throttling, 5xx, network, database and queue errors propagate (the
@@ -90,8 +92,13 @@ def run(request: SyncRequest, *, settings: Any = None, repo: Any = None, graph: 
         return Outcome("reauth_required", "lifecycle handling found the grant revoked")
 
     from shared.sync import lock
+    from shared.sync.outbound import publish_pending
 
     with lock.hold(user, repo):
+        # The outbox of an earlier, failed run first; a queue error propagates and the message is retried.
+        leftover = publish_pending(user, repo, settings=settings)
+        if leftover:
+            log.info("sync %s: %d changes left by an earlier run published", user, leftover)
         account = repo.get_account(user) or account
         if covered(account, request):
             log.info("sync %s (%s) covered by the sync started at %s", user, request.reason,
@@ -111,7 +118,7 @@ def _sync(request: SyncRequest, settings: Any, repo: Any, graph: Any, account: A
     from shared.sync.calendars import sync_calendars
     from shared.sync.context import SyncContext
     from shared.sync.events import sync_events
-    from shared.sync.outbound import publish
+    from shared.sync.outbound import publish_pending
     from shared.sync.progress import Progress
     from shared.sync.window import current_window
 
@@ -142,7 +149,7 @@ def _sync(request: SyncRequest, settings: Any, repo: Any, graph: Any, account: A
         raise
     finally:
         ctx.progress.close()
-    sent = publish(user, ctx.changes)
+    sent = publish_pending(user, repo, settings=settings)
     changes: dict[str, Any] = {"last_sync_at": _now(), "last_sync_error": None}
     if request.full:
         extra = dict(account.extra or {})

@@ -34,6 +34,7 @@ class FakeRepository:
     def __init__(self) -> None:
         self.users: dict[str, UserRow] = {}
         self.accounts: dict[str, AccountState] = {}
+        self.flows: dict[str, tuple[dict[str, Any], dt.datetime]] = {}
         self.lock = threading.Lock()
         self.writes = 0
 
@@ -84,6 +85,15 @@ class FakeRepository:
 
     def list_accounts(self) -> list[AccountState]:
         return list(self.accounts.values())
+
+    def put_flow(self, key: str, flow: dict[str, Any], expires_at: dt.datetime) -> None:
+        with self.lock:
+            self.flows[key] = (flow, expires_at)
+
+    def take_flow(self, key: str) -> dict[str, Any] | None:
+        with self.lock:
+            flow, expires_at = self.flows.pop(key, (None, None))
+        return flow if expires_at is not None and expires_at > dt.datetime.now(dt.UTC) else None
 
     def close(self) -> None:
         pass

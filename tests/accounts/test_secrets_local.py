@@ -12,6 +12,7 @@ import pytest
 
 from shared.secrets import CachedSecretStore, SecretNameError, open_secret_store
 from shared.secrets.local import LocalSecretStore
+from shared.storage import schema
 
 
 def test_files_are_private_and_writes_atomic(tmp_path):
@@ -66,22 +67,28 @@ def test_cache_serves_until_the_ttl(tmp_path):
     assert cached.get("missing") == "now-here"  # absent values are never cached
 
 
-def test_flow_store_is_single_use_and_expires(tmp_path):
-    from shared.auth.flow_store import FlowStore
+def test_flow_store_keeps_flows_in_the_repository_not_the_secret_store(app_env, tmp_path):
+    from shared.auth.flow_store import FlowStore, flow_key, get_flow_store
+    from shared.storage.sqlite import SqliteRepository
 
-    now = [1000.0]
-    flows = FlowStore(LocalSecretStore(tmp_path), clock=lambda: now[0])
+    settings = app_env()
+    flows = get_flow_store(settings)
     flows.put("state-1", {"state": "state-1"}, microsoft_user_id="u")
-    assert all("state-1" not in name for name in os.listdir(tmp_path))  # the state is hashed
+    assert open_secret_store(settings).backend.names("oauth-flow") == []  # no secret per sign-in
+    assert "state-1" not in repr(flows)
     record = flows.take("state-1")
-    assert record["flow"] == {"state": "state-1"} and record["microsoft_user_id"] == "u"
-    assert flows.take("state-1") is None
-    flows.put("state-2", {})
-    now[0] += 601
-    assert flows.take("state-2") is None
-    flows.put("state-3", {})
-    now[0] += 601
-    assert flows.sweep() == 1 and os.listdir(tmp_path) == []
+    assert record == {"flow": {"state": "state-1"}, "microsoft_user_id": "u"}
+    assert flows.take("state-1") is None and flows.take("") is None and flows.take("x" * 600) is None
+
+    repo = SqliteRepository(tmp_path / "flows.db")
+    repo.ensure_schema()
+    short = FlowStore(repo, lifetime=-1)  # already expired when stored
+    short.put("state-2", {})
+    assert short.take("state-2") is None
+    FlowStore(repo).put("state-3", {"secret": "verifier"})
+    stored = repo._select(schema.OAUTH_FLOWS, None, {})
+    assert [r["flow_key"] for r in stored] == [flow_key("state-3")]  # the state is hashed; state-2 swept
+    repo.close()
 
 
 def test_secrets_commands_never_echo_values(app_env, monkeypatch, capsys):

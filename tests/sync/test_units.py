@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import types
 from datetime import UTC, datetime, timedelta
 
@@ -54,15 +55,19 @@ def test_coverage_needs_a_successful_sync_started_after_receipt():
 
 
 def test_outbound_collapses_and_ids_are_stable():
-    from shared.storage import ChangedRow
+    from shared.storage import OutboxEntry
 
-    changes = [ChangedRow("t", "a", "created", {"changeKey": "1"}), ChangedRow("t", "a", "updated", {"changeKey": "2"}),
-               ChangedRow("t", "b", "deleted", None)]
-    collapsed = outbound.collapse(changes)
+    entries = [OutboxEntry(1, "t", "a", "created", "1", {"changeKey": "1"}),
+               OutboxEntry(2, "t", "a", "updated", "2", {"changeKey": "2"}),
+               OutboxEntry(3, "t", "b", "deleted", "", None), OutboxEntry(4, "t", "c", "updated", "9", None, True)]
+    collapsed = outbound.collapse(entries)
     assert [(c.remote_id, c.kind, (c.data or {}).get("changeKey")) for c in collapsed] == [
-        ("a", "created", "2"), ("b", "deleted", None)]
+        ("a", "created", "2"), ("b", "deleted", None), ("c", "updated", None)]
     first = outbound.message_for("u", collapsed[0])
     assert first == outbound.message_for("u", collapsed[0])
+    assert json.loads(first)["id"] == outbound.dedup_id("t", "a", "2", "created")
+    big = json.loads(outbound.message_for("u", collapsed[2]))
+    assert big["truncated"] and big["data"] is None and big["id"] == outbound.dedup_id("t", "c", "9", "updated")
 
 
 def test_lock_waits_for_another_instances_lease():

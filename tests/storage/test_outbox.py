@@ -1,0 +1,112 @@
+"""The transactional outbox: every row change is recorded with the rows, in order, until acknowledged
+(all three backends)."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.storage import Repository, schema
+from shared.storage.base import OUTBOX_MAX_DATA_BYTES
+from tests.storage.test_contract import CAL, USER, WINDOW, event
+
+EVENTS, CALENDARS = schema.EVENTS.name, schema.CALENDARS.name
+
+
+def kinds(repo: Repository, user: str = USER) -> list[tuple[str, str, str]]:
+    return [(e.table, e.remote_id, e.kind) for e in repo.pending_changes(user)]
+
+
+def test_save_page_records_its_changes_with_the_rows(repo: Repository):
+    repo.upsert_events(USER, CAL, [event("keep")])
+    repo.ack_changes(USER, [e.seq for e in repo.pending_changes(USER)])
+    result = repo.save_page(USER, CAL, events=[event("p1"), event("p2", 3)], removed_ids=["keep"],
+                            next_link="https://graph/next", delta_link=None, window=WINDOW)
+    pending = repo.pending_changes(USER)
+    assert [(e.remote_id, e.kind) for e in pending] == [(c.remote_id, c.kind) for c in result.changes]
+    assert sorted((e.remote_id, e.kind) for e in pending) == [("keep", "deleted"), ("p1", "created"),
+                                                              ("p2", "created")]
+    assert [e.seq for e in pending] == sorted(e.seq for e in pending) and len({e.seq for e in pending}) == 3
+    p2 = next(e for e in pending if e.remote_id == "p2")
+    assert (p2.table, p2.version, p2.data, p2.truncated) == (EVENTS, "ck3", event("p2", 3), False)
+    assert next(e for e in pending if e.kind == "deleted").data is None
+    # The same page again changes nothing, so records nothing.
+    repo.save_page(USER, CAL, events=[event("p1"), event("p2", 3)], removed_ids=["keep"],
+                   next_link="https://graph/next", delta_link=None, window=WINDOW)
+    assert repo.pending_changes(USER) == pending
+
+
+def test_every_row_changing_call_records(repo: Repository):
+    repo.upsert_calendars(USER, [{"id": CAL, "name": "Main"}, {"id": "cal-2", "name": "Other"}])
+    repo.upsert_events(USER, "cal-2", [event("x1"), event("x2")])
+    repo.upsert_events(USER, CAL, [event("a"), event("b")])
+    repo.delete_events(USER, ["a", "never-there"])
+    repo.save_page(USER, CAL, events=[event("c")], removed_ids=[], next_link=None, delta_link="d",
+                   window=WINDOW, full_round=True)
+    assert repo.finish_full_round(USER, CAL) == ["b"]
+    repo.delete_calendars(USER, ["cal-2"])
+    assert kinds(repo) == [
+        (CALENDARS, CAL, "created"), (CALENDARS, "cal-2", "created"),
+        (EVENTS, "x1", "created"), (EVENTS, "x2", "created"), (EVENTS, "a", "created"), (EVENTS, "b", "created"),
+        (EVENTS, "a", "deleted"), (EVENTS, "c", "created"), (EVENTS, "b", "deleted"),
+        (EVENTS, "x1", "deleted"), (EVENTS, "x2", "deleted"), (CALENDARS, "cal-2", "deleted"),
+    ]
+
+
+def test_a_failed_save_page_leaves_no_entries(repo: Repository, monkeypatch):
+    original = repo._put
+
+    def failing_put(tx, spec, partition, rows):
+        if spec is schema.CURSORS:
+            raise RuntimeError("crash while storing the cursor")
+        return original(tx, spec, partition, rows)
+
+    monkeypatch.setattr(repo, "_put", failing_put)
+    with pytest.raises(RuntimeError):
+        repo.save_page(USER, CAL, events=[event("p1"), event("p2")], removed_ids=[],
+                       next_link="https://graph/next", delta_link=None, window=WINDOW)
+    monkeypatch.undo()
+    assert repo.pending_changes(USER) == [] and repo.event_ids(USER, CAL) == set()
+    repo.save_page(USER, CAL, events=[event("p1"), event("p2")], removed_ids=[],
+                   next_link="https://graph/next", delta_link=None, window=WINDOW)
+    assert kinds(repo) == [(EVENTS, "p1", "created"), (EVENTS, "p2", "created")]
+
+
+def test_pending_in_order_with_a_limit_and_ack(repo: Repository):
+    repo.upsert_events(USER, CAL, [event(f"e{i:03}") for i in range(30)])
+    repo.upsert_events("user-2", CAL, [event("other")])
+    first = repo.pending_changes(USER, limit=12)
+    assert [e.remote_id for e in first] == [f"e{i:03}" for i in range(12)]
+    repo.ack_changes(USER, [e.seq for e in first] + [10**9])  # unknown ids are ignored
+    repo.ack_changes(USER, [first[0].seq])  # and so are ids already acknowledged
+    rest = repo.pending_changes(USER)
+    assert [e.remote_id for e in rest] == [f"e{i:03}" for i in range(12, 30)]
+    repo.ack_changes(USER, [e.seq for e in rest])
+    assert repo.pending_changes(USER) == [] and kinds(repo, "user-2") == [(EVENTS, "other", "created")]
+    repo.upsert_events(USER, CAL, [event("e000", 2)])
+    [later] = repo.pending_changes(USER)
+    assert later.seq > rest[-1].seq and later.kind == "updated"  # sequence numbers are never reused
+
+
+def test_rows_too_big_for_a_message_keep_their_version_but_not_their_data(repo: Repository):
+    big = event("big", 5, body={"content": "x" * (OUTBOX_MAX_DATA_BYTES + 10)})
+    repo.upsert_events(USER, CAL, [big, event("small")])
+    entries = {e.remote_id: e for e in repo.pending_changes(USER)}
+    assert (entries["big"].data, entries["big"].truncated, entries["big"].version) == (None, True, "ck5")
+    assert entries["small"].data == event("small") and not entries["small"].truncated
+    assert repo.list_events(USER)[0].data == big  # the row itself is whole
+
+
+def test_a_page_too_big_for_one_transaction_records_every_change(repo: Repository):
+    """Table Storage splits this unit (3 operations per event); the entries are all there, in order."""
+    ids = [f"n{i:03}" for i in range(120)]
+    repo.save_page(USER, CAL, events=[event(i) for i in ids], removed_ids=[], next_link="n", delta_link=None,
+                   window=WINDOW, full_round=True)
+    assert [e.remote_id for e in repo.pending_changes(USER)] == ids
+    assert repo.event_ids(USER, CAL) == set(ids)
+
+
+def test_delete_user_drops_the_outbox(repo: Repository):
+    repo.upsert_events(USER, CAL, [event("a")])
+    repo.upsert_events("user-2", CAL, [event("b")])
+    repo.delete_user(USER)
+    assert repo.pending_changes(USER) == [] and kinds(repo, "user-2") == [(EVENTS, "b", "created")]

@@ -1,0 +1,131 @@
+"""No change event lost: the outbox keeps changes until the outbound queue took them, across failed
+attempts of the sync message (the queue failing mid-batch, a crash between send and acknowledge)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+
+from shared.queues import OUTBOUND_QUEUE, open_queue
+from shared.queues.messages import SyncRequest, enqueue_sync
+from shared.storage import schema
+from tests.sync.world import slot, weekly
+
+
+class QueueDown(RuntimeError):
+    pass
+
+
+def fail_next_send(monkeypatch, world, *, after: int) -> list[int]:
+    """The next send to the outbound queue delivers `after` messages, then raises; later sends work."""
+    queue_type = type(open_queue(OUTBOUND_QUEUE, world.settings))
+    original = queue_type.send_many
+    failures: list[int] = []
+
+    def send_many(self, bodies, *, delay_seconds: int = 0) -> int:
+        if self.name != OUTBOUND_QUEUE or failures:
+            return original(self, bodies, delay_seconds=delay_seconds)
+        bodies = list(bodies)
+        failures.append(len(bodies))
+        original(self, bodies[:after], delay_seconds=delay_seconds)
+        raise QueueDown("outbound queue unavailable")
+
+    monkeypatch.setattr(queue_type, "send_many", send_many)
+    return failures
+
+
+def drain_retrying(world, limit: int = 20) -> list[Any]:
+    """The host's behaviour: a message whose function raised becomes visible again and is retried."""
+    from shared.sync.worker import handle_message
+
+    queue, results = world.queue(), []
+    for _ in range(limit):
+        messages = queue.receive(16, visibility_timeout=300)
+        if not messages:
+            return results
+        for message in messages:
+            try:
+                results.append(handle_message(message.body).status)
+                queue.delete(message)
+            except Exception as exc:  # recorded; the message is retried, as the host would
+                results.append(type(exc).__name__)
+                queue.release(message)
+    raise AssertionError("the sync queue did not drain")
+
+
+def consume(world) -> list[dict[str, Any]]:
+    """Everything on the outbound queue (received and deleted, as a consumer would)."""
+    queue, out = world.queue(OUTBOUND_QUEUE), []
+    while batch := queue.receive(32, visibility_timeout=300):
+        for message in batch:
+            out.append(json.loads(message.body))
+            queue.delete(message)
+    return out
+
+
+def unique(messages: list[dict[str, Any]]) -> Counter:
+    """What a consumer de-duplicating on `id` sees: (table, remote id, type) per distinct id."""
+    by_id = {m["id"]: (m["table"], m["remote_id"], m["type"]) for m in messages}
+    return Counter(by_id.values())
+
+
+def test_changes_survive_a_failing_outbound_queue(world, no_subscribe, monkeypatch):
+    sim = world.sim
+    alice = world.user("Alice")
+    team = sim.create_calendar(alice, "Team")
+    single = sim.create_event(alice, subject="single", **slot(1))["id"]
+    sim.create_event(alice, subject="series", **weekly(-3, 6))
+    doomed = sim.create_event(alice, calendar_id=team["id"], subject="team", **slot(2))["id"]
+
+    # First sync: the queue takes 5 messages, then fails; the retried message publishes the rest.
+    failures = fail_next_send(monkeypatch, world, after=5)
+    world.link(alice)
+    assert drain_retrying(world) == ["QueueDown", "synced"]
+    assert failures and failures[0] > 5
+    world.assert_converged(alice)
+    assert world.repo.pending_changes(alice) == []
+    messages = consume(world)
+    rows = {(schema.CALENDARS.name, c.microsoft_calendar_id) for c in world.repo.list_calendars(alice)}
+    rows |= {(schema.EVENTS.name, e.microsoft_event_id) for e in world.repo.list_events(alice)}
+    assert unique(messages) == Counter({(t, i, "row.created"): 1 for t, i in rows})
+    assert len(messages) == len(rows) + 5  # at-least-once: the 5 sent before the failure came again
+
+    # Changes while the queue fails before sending anything (this patch wraps the spent one).
+    sim.update_event(alice, single, subject="renamed")
+    sim.delete_event(alice, doomed)
+    added = sim.create_event(alice, subject="new", **slot(3))["id"]
+    fail_next_send(monkeypatch, world, after=0)
+    enqueue_sync(SyncRequest(alice, "notification"), world.settings)
+    assert drain_retrying(world) == ["QueueDown", "synced"]
+    world.assert_converged(alice)
+    assert unique(consume(world)) == Counter({(schema.EVENTS.name, single, "row.updated"): 1,
+                                              (schema.EVENTS.name, doomed, "row.deleted"): 1,
+                                              (schema.EVENTS.name, added, "row.created"): 1})
+
+
+def test_a_crash_between_send_and_ack_resends_with_the_same_ids(world, no_subscribe, monkeypatch):
+    sim = world.sim
+    alice = world.user("Alice")
+    sim.create_event(alice, subject="one", **slot(1))
+    world.link(alice)
+    world.drain()
+    consume(world)
+    changed = sim.create_event(alice, subject="two", **slot(2))["id"]
+
+    repo_type = type(world.repo)
+    original, crashed = repo_type.ack_changes, []
+
+    def ack_changes(self, user_id, entry_ids):
+        if not crashed:
+            crashed.append(list(entry_ids))
+            raise QueueDown("killed before the acknowledgement")
+        return original(self, user_id, entry_ids)
+
+    monkeypatch.setattr(repo_type, "ack_changes", ack_changes)
+    enqueue_sync(SyncRequest(alice, "notification"), world.settings)
+    assert drain_retrying(world) == ["QueueDown", "synced"]
+    messages = consume(world)
+    assert [(m["remote_id"], m["type"]) for m in messages] == [(changed, "row.created")] * 2
+    assert messages[0]["id"] == messages[1]["id"]  # the consumer drops the second
+    assert world.repo.pending_changes(alice) == []
