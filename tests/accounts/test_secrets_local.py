@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import stat
 import sys
@@ -82,12 +83,34 @@ def test_flow_store_keeps_flows_in_the_repository_not_the_secret_store(app_env, 
 
     repo = SqliteRepository(tmp_path / "flows.db")
     repo.ensure_schema()
-    short = FlowStore(repo, lifetime=-1)  # already expired when stored
+    cipher = flows.cipher
+    short = FlowStore(repo, cipher, lifetime=-1)  # already expired when stored
     short.put("state-2", {})
     assert short.take("state-2") is None
-    FlowStore(repo).put("state-3", {"secret": "verifier"})
+    FlowStore(repo, cipher).put("state-3", {"code_verifier": "pkce-verifier-value"})
     stored = repo._select(schema.OAUTH_FLOWS, None, {})
     assert [r["flow_key"] for r in stored] == [flow_key("state-3")]  # the state is hashed; state-2 swept
+    assert "pkce-verifier-value" not in json.dumps(stored, default=str)  # sealed at rest
+    assert FlowStore(repo, cipher).take("state-3") == {"flow": {"code_verifier": "pkce-verifier-value"}}
+    repo.close()
+
+
+def test_a_tampered_flow_is_treated_as_unknown(app_env, tmp_path):
+    from shared.auth.flow_store import FlowStore, flow_key, get_flow_store
+    from shared.storage.sqlite import SqliteRepository
+
+    cipher = get_flow_store(app_env()).cipher
+    repo = SqliteRepository(tmp_path / "flows.db")
+    repo.ensure_schema()
+    FlowStore(repo, cipher).put("state-a", {"code_verifier": "a"})
+    FlowStore(repo, cipher).put("state-b", {"code_verifier": "b"})
+    sealed_b = repo.take_flow(flow_key("state-b"))
+    repo.take_flow(flow_key("state-a"))
+    from datetime import UTC, datetime, timedelta
+
+    # state-b's sealed record moved under state-a's key: the binding to the key refuses it.
+    repo.put_flow(flow_key("state-a"), sealed_b, datetime.now(UTC) + timedelta(minutes=5))
+    assert FlowStore(repo, cipher).take("state-a") is None
     repo.close()
 
 
