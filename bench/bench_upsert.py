@@ -2,9 +2,10 @@
 
 For each backend the same N Graph events are written (a) by the raw driver as
 a plain INSERT into a table of the same shape (the baseline), and (b) through
-`repo.upsert_events` (mapping, newer-wins guard, change detection included):
-first write (all rows created), the same rows again (nothing changes, nothing
-is written) and a newer version of every row (all updated). PostgreSQL is
+`repo.upsert_events` (mapping, newer-wins guard, change detection and the
+outbox entry of each change included): first write (all rows created), the
+same rows again (nothing changes, nothing is written) and a newer version of
+every row (all updated). Every figure is the best of 3 rounds, the baseline's too. PostgreSQL is
 measured with both bulk strategies (pipelined executemany, COPY into a temp
 table + one merge); the repository's default is the faster one.
 
@@ -71,13 +72,25 @@ def report(backend: str, label: str, rows: int, seconds: float, baseline: float 
     print(f"{backend:<10} {label:<44} {rows:>7} rows {seconds:8.3f} s {rate:>10,.0f} rows/s {ratio}")
 
 
-def run_repo(backend: str, repo: base.Repository, count: int, baseline_rate: float, label: str = "") -> None:
+ROUNDS = 3  # every case is the best of this many rounds, like the baseline
+
+
+def run_repo(backend: str, repo: base.Repository, count: int, baseline_rate: float, label: str = "",
+             reset: Callable[[], None] | None = None) -> None:
+    """Each round starts from an empty table, as the baseline's does (`reset`, default: delete the
+    user's rows): first write, the same rows again, a newer version of each."""
     first, same, newer = events(count), events(count), events(count, 2)
     user, cal = "bench-user", "bench-cal"
-    for name, rows in ((f"upsert{label}: first write", first), (f"upsert{label}: unchanged (no write)", same),
-                       (f"upsert{label}: newer version", newer)):
-        seconds = timed(lambda rows=rows: repo.upsert_events(user, cal, rows))
-        report(backend, name, count, seconds, baseline_rate)
+    cases = ((f"upsert{label}: first write", first), (f"upsert{label}: unchanged (no write)", same),
+             (f"upsert{label}: newer version", newer))
+    best = {name: float("inf") for name, _ in cases}
+    for _ in range(ROUNDS):
+        (reset or (lambda: repo.delete_user(user)))()
+        for name, rows in cases:
+            best[name] = min(best[name], timed(lambda rows=rows: repo.upsert_events(user, cal, rows)))
+        repo.ack_changes(user, [e.seq for e in repo.pending_changes(user, limit=10 * count)])
+    for name, _ in cases:
+        report(backend, name, count, best[name], baseline_rate)
     repo.delete_user(user)
 
 
@@ -112,14 +125,20 @@ def bench_postgres(dsn: str, count: int) -> None:
                 with conn.transaction(), conn.cursor() as cur:
                     cur.executemany(insert, values)
 
-            seconds = min(timed(raw) for _ in range(3))  # best of 3: the baseline gets every advantage
+            seconds = min(timed(raw) for _ in range(ROUNDS))  # best of ROUNDS, as every repository case
         baseline = count / seconds
-        report("postgres", "baseline: raw executemany INSERT (best of 3)", count, seconds, None)
+        report("postgres", f"baseline: raw executemany INSERT (best of {ROUNDS})", count, seconds, None)
         repo = PostgresRepository(target, pool_max=2)
         repo.ensure_schema()
+        written = ", ".join(spec.name for spec in (schema.EVENTS, schema.OUTBOX, schema.OUTBOX_SEQ))
+
+        def truncate() -> None:  # the baseline's clean start: no dead tuples left by earlier rounds
+            with psycopg.connect(target, autocommit=True) as fresh:
+                fresh.execute(sql.SQL("TRUNCATE {}").format(sql.SQL(written)))
+
         for strategy in ("executemany", "copy"):
             repo.bulk_strategy = strategy
-            run_repo("postgres", repo, count, baseline, f" [{strategy}]")
+            run_repo("postgres", repo, count, baseline, f" [{strategy}]", reset=truncate)
         repo.close()
     finally:
         with psycopg.connect(dsn, autocommit=True) as admin:
@@ -153,9 +172,9 @@ def bench_sqlite(count: int) -> None:
             conn.executemany(insert, values)
             conn.execute("COMMIT")
 
-        seconds = min(timed(raw) for _ in range(3))  # best of 3: the baseline gets every advantage
+        seconds = min(timed(raw) for _ in range(ROUNDS))  # best of ROUNDS, as every repository case
         conn.close()
-        report("sqlite", "baseline: raw executemany INSERT (best of 3)", count, seconds, None)
+        report("sqlite", f"baseline: raw executemany INSERT (best of {ROUNDS})", count, seconds, None)
         repo = SqliteRepository(workdir / "repo.db")
         repo.ensure_schema()
         run_repo("sqlite", repo, count, count / seconds)
@@ -182,10 +201,10 @@ def bench_azurite(conn_str: str, count: int) -> None:
 
     def raw() -> None:
         for start in range(0, len(entities), MAX_BATCH):
-            baseline_table.submit_transaction([("create", e) for e in entities[start:start + MAX_BATCH]])
+            baseline_table.submit_transaction([("upsert", e) for e in entities[start:start + MAX_BATCH]])
 
-    seconds = timed(raw)
-    report("azurite", "baseline: raw create transactions (100/tx)", count, seconds, None)
+    seconds = min(timed(raw) for _ in range(ROUNDS))  # best of ROUNDS, as every repository case
+    report("azurite", f"baseline: raw upsert transactions (100/tx, best of {ROUNDS})", count, seconds, None)
     run_repo("azurite", repo, count, count / seconds)
     repo.close()
 

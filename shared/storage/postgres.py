@@ -14,7 +14,7 @@ identifiers are composed with psycopg.sql from the table specs.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -37,6 +37,19 @@ def _param(col_type: str, value: Any) -> Any:
     if value is not None and col_type == schema.JSON:
         return Jsonb(value)
     return value
+
+
+def _stage_type(col_type: str) -> str:
+    """Column type in the COPY stage: JSON travels as its canonical text and is cast in the merge."""
+    return "text" if col_type == schema.JSON else SQL_TYPES["postgres"][col_type]
+
+
+def _copy_binary(cur: psycopg.Cursor, table: sql.Composable, cols: list[str], types: list[str],
+                 rows: Iterable[list[Any]]) -> None:
+    with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(table, _ids(cols))) as copy:
+        copy.set_types(types)
+        for row in rows:
+            copy.write_row(row)
 
 
 def _decode(col_type: str, value: Any) -> Any:
@@ -154,20 +167,28 @@ class PostgresRepository(base.Repository):
 
     def _merge_copy(self, conn: psycopg.Connection, spec: TableSpec, names: list[str],
                     rows: list[Mapped], now: datetime) -> list[tuple[str, bool]]:
+        """Binary COPY into a temp table, then one INSERT ... ON CONFLICT from it.
+
+        JSON is staged as text (the canonical text already computed) and cast in the merge,
+        so no value is serialized twice; binary COPY uses psycopg's C dumpers (5x faster
+        than text COPY here, see bench/bench_upsert.py).
+        """
         stage = sql.Identifier(f"stage_{spec.short}")
         cols = [*names, "data", "row_created_at", "row_updated_at"]
-        types = [SQL_TYPES["postgres"][spec.column(n).type] for n in cols]
+        types = [_stage_type(spec.column(n).type) for n in cols]
         conn.execute(sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} ({}) ON COMMIT DELETE ROWS").format(
             stage, sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(t))
                                       for n, t in zip(cols, types, strict=True))))
         conn.execute(sql.SQL("TRUNCATE {}").format(stage))
         with conn.cursor() as cur:
-            with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(stage, _ids(cols))) as copy:
-                for row in rows:
-                    copy.write_row(self._values(spec, names, row, now))
+            _copy_binary(cur, stage, cols, types,
+                         ([row.values.get(n) for n in names] + [row.text, now, now] for row in rows))
+            selected = sql.SQL(", ").join(
+                sql.SQL("{}::jsonb").format(sql.Identifier(n)) if spec.column(n).type == schema.JSON
+                else sql.Identifier(n) for n in cols)
             cur.execute(self._upsert_sql(spec, names, rows[0].compared,
                                          sql.SQL("SELECT {} FROM {} ORDER BY {}").format(
-                                             _ids(cols), stage, sql.Identifier(spec.remote_key))))
+                                             selected, stage, sql.Identifier(spec.remote_key))))
             return cur.fetchall()
 
     # ------------------------------------------------------------------ other primitives
@@ -202,6 +223,16 @@ class PostgresRepository(base.Repository):
             _ids(spec.key), action)
         with tx.cursor() as cur:
             cur.executemany(query, [[_param(spec.column(n).type, r.get(n)) for n in names] for r in rows])
+
+    def _append(self, tx: Any, spec: TableSpec, partition: str, rows: list[dict[str, Any]]) -> None:
+        """New rows only (no conflict possible): COPY straight into the table for large batches."""
+        if len(rows) < self.copy_threshold:
+            self._put(tx, spec, partition, rows)
+            return
+        names = spec.names()
+        types = [SQL_TYPES["postgres"][spec.column(n).type] for n in names]
+        with tx.cursor() as cur:
+            _copy_binary(cur, sql.Identifier(spec.name), names, types, ([row.get(n) for n in names] for row in rows))
 
     def acquire_lease(self, name: str, owner: str, ttl_seconds: float) -> bool:
         now_ms = int(time.time() * 1000)

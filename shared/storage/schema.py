@@ -10,13 +10,14 @@ repository), `derived` (read from `data`), `context` (given by the caller:
 owner user, parent calendar), `managed` (set by dedicated methods: refresh
 token, subscription), `data` (the raw JSON). Operational tables (accounts,
 cursors, round markers, leases, the outbox, sign-ins in flight, schema_version)
-use `state` columns (the outbox also keeps a `data` column, nullable there).
+use `state` columns.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from shared.storage import timeconv
@@ -43,11 +44,16 @@ class TableSpec:
     replicated: bool   # WebhookDB shape: pk bigserial, unique remote id, data jsonb
     partition: str = "microsoft_user_id"
 
+    @cached_property
+    def _by_name(self) -> dict[str, Column]:
+        return {col.name: col for col in self.columns}
+
     def column(self, name: str) -> Column:
-        for col in self.columns:
-            if col.name == name:
-                return col
-        raise KeyError(f"{self.name} has no column {name}")
+        """The column called `name` (on the bulk-write path: a dict lookup, not a scan)."""
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise KeyError(f"{self.name} has no column {name}") from None
 
     def names(self, *roles: str) -> list[str]:
         return [c.name for c in self.columns if not roles or c.role in roles]
@@ -172,12 +178,12 @@ LEASES = state(
 )
 
 # The transactional outbox: each changed calendar/event row, written in the transaction that changed
-# it, deleted once published to the outbound queue. `seq` orders one user's entries; `data` is the
-# row's JSON (None for deletions, and for rows too big for a queue message: `truncated`).
+# it, deleted once published to the outbound queue. `seq` orders one user's entries. An entry names
+# the change (table, id, kind, version); the publisher reads the row's data when it sends.
 OUTBOX = TableSpec(
     "microsoft_calendar_outbox_v1", "outbox",
     (Column("microsoft_user_id", TEXT, KEY), Column("seq", INT, KEY), _s("row_table"), _s("remote_id"),
-     _s("kind"), _s("version"), _s("truncated", BOOL), _s("created_at", TIMESTAMP), Column("data", JSON, DATA)),
+     _s("kind"), _s("version"), _s("created_at", TIMESTAMP)),
     key=("microsoft_user_id", "seq"), replicated=False,
 )
 

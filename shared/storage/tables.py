@@ -201,9 +201,7 @@ class TablesRepository(base.Repository):
         self.blob_service.get_blob_client(self.container, name).upload_blob(text.encode("utf-8"), overwrite=True)
         return name
 
-    def _read_data(self, entity: dict[str, Any]) -> dict[str, Any] | None:
-        if "data_parts" not in entity and not entity.get("data_blob"):
-            return None  # an outbox entry without data
+    def _read_data(self, entity: dict[str, Any]) -> dict[str, Any]:
         if entity.get("data_blob"):
             blob = self.blob_service.get_blob_client(self.container, entity["data_blob"])
             return json.loads(blob.download_blob().readall().decode("utf-8"))
@@ -447,10 +445,8 @@ class TablesRepository(base.Repository):
 
     def _put(self, tx: _Tx, spec: TableSpec, partition: str, rows: list[dict[str, Any]]) -> None:
         table = _PLACEMENT[spec.name][0]
-        has_data = schema.DATA in {c.role for c in spec.columns}  # the outbox: data split like a row's
         for row in rows:
-            text = base.canonical_json(row["data"]) if has_data and row.get("data") is not None else None
-            tx.add(table, ("upsert", self._entity(spec, row, text), {"mode": UpdateMode.REPLACE}))
+            tx.add(table, ("upsert", self._entity(spec, row), {"mode": UpdateMode.REPLACE}))
 
     def acquire_lease(self, name: str, owner: str, ttl_seconds: float) -> bool:
         """Leases are entities of the meta table; ETags make the take a compare-and-set."""

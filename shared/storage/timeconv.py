@@ -52,14 +52,20 @@ def resolve_zone(name: str | None) -> tzinfo:
     return UTC
 
 
-def split_fraction(value: str) -> tuple[datetime, str]:
-    """Parse an ISO-8601 text keeping all fraction digits: (datetime to the microsecond, 7-digit fraction)."""
-    text = value.strip()
+@lru_cache(maxsize=8192)
+def parse_iso(value: str) -> datetime:
+    """An ISO-8601 text as a datetime (to the microsecond). Cached: a row's timestamps are read
+    by several columns, and datetimes are immutable."""
     try:
-        parsed = datetime.fromisoformat(text)  # 3.11+: 'Z', offsets, 7-digit fractions (truncated to 6)
+        return datetime.fromisoformat(value.strip())  # 3.11+: 'Z', offsets, 7-digit fractions (cut to 6)
     except ValueError:
         raise ValueError(f"not an ISO-8601 date-time: {value!r}") from None
-    frac = _FRACTION.search(text)
+
+
+def split_fraction(value: str) -> tuple[datetime, str]:
+    """Parse an ISO-8601 text keeping all fraction digits: (datetime to the microsecond, 7-digit fraction)."""
+    parsed = parse_iso(value)
+    frac = _FRACTION.search(value)
     return parsed, frac.group(1).ljust(7, "0") if frac else "0000000"
 
 
@@ -67,7 +73,7 @@ def to_instant(value: dict | None, *, all_day: bool = False) -> datetime | None:
     """A Graph dateTimeTimeZone as an aware UTC datetime; all-day -> its date at UTC midnight."""
     if not value or not value.get("dateTime"):
         return None
-    local, _ = split_fraction(value["dateTime"])
+    local = parse_iso(value["dateTime"])
     if all_day:
         return datetime(local.year, local.month, local.day, tzinfo=UTC)
     if local.tzinfo is None:
@@ -79,14 +85,20 @@ def parse_utc(value: str | None) -> datetime | None:
     """An ISO-8601 timestamp (lastModifiedDateTime, ...) as aware UTC; naive means UTC."""
     if not value:
         return None
-    parsed, _ = split_fraction(value)
+    parsed = parse_iso(value)
     return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+_CANONICAL_UTC = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,7}))?Z$")
 
 
 def sortable(value: str | None) -> str:
     """Fixed-width UTC text with 7 fraction digits, so versions compare as strings ('' when absent)."""
     if not value:
         return ""
+    canonical = _CANONICAL_UTC.match(value)
+    if canonical:  # what Graph sends: already UTC, only the fraction needs padding
+        return f"{canonical[1]}.{(canonical[2] or '').ljust(7, '0')}Z"
     parsed, frac = split_fraction(value)
     instant = (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
     return instant.strftime("%Y-%m-%dT%H:%M:%S.") + f"{instant.microsecond:06d}{frac[6]}Z"

@@ -59,8 +59,8 @@ class OutboxEntry:
     """A changed row waiting in the outbox for the outbound queue (`pending_changes`, `ack_changes`).
 
     `seq` orders one user's entries and is what `ack_changes` takes. `version` is the row's
-    changeKey / lastModifiedDateTime at the change. `data` is None for deletions, and for rows whose
-    JSON is too big for a queue message (`truncated`: the consumer reads the row instead).
+    changeKey / lastModifiedDateTime at the change. The entry names the change, not the data:
+    the publisher reads the row's current data when it sends (`Repository.select`).
     """
 
     seq: int
@@ -68,8 +68,6 @@ class OutboxEntry:
     remote_id: str
     kind: Literal["created", "updated", "deleted"]
     version: str
-    data: dict[str, Any] | None
-    truncated: bool = False
     created_at: datetime | None = None
 
 

@@ -106,14 +106,10 @@ class RoundMasters:
 
 
 def _select(ctx: SyncContext, calendar_id: str, filters: dict[str, Any], columns: list[str]) -> list[dict[str, Any]]:
-    """A narrow read of the calendar's event rows (a few columns, not every row's JSON).
-
-    TODO(storage): a public `list_events(..., type=, columns=)` would replace this use of the
-    repository's backend primitive."""
+    """A narrow read of the calendar's event rows (a few columns, not every row's JSON)."""
     from shared.storage.schema import EVENTS
 
-    scope = {"microsoft_user_id": ctx.user_id, "microsoft_calendar_id": calendar_id, **filters}
-    return ctx.repo._select(EVENTS, ctx.user_id, scope, columns=columns)
+    return ctx.repo.select(EVENTS.name, ctx.user_id, columns, microsoft_calendar_id=calendar_id, **filters)
 
 
 def reconcile(ctx: SyncContext, calendar_id: str) -> list[Any]:

@@ -8,9 +8,12 @@ queue accepted them; the worker calls it at the start of each sync (leftovers
 of a failed run go out first) and at the end.
 
 One message per changed row: `{"id", "type": "row.<kind>", "table", "remote_id",
-"user_id", "version", "data"}`. Delivery is at-least-once (a crash between send
-and ack sends a batch again): `id` is a hash of (table, remote id, version, kind)
-where version is the row's changeKey/lastModifiedDateTime, so the same change
+"user_id", "version", "data"}`. Entries name the change; `data` is the row as
+stored when the message is sent (read in one query per table), so a consumer
+always gets the latest state; a row deleted since is skipped (its deletion
+follows). Delivery is at-least-once (a crash between send and ack sends a
+batch again): `id` is a hash of (table, remote id, version, kind) where version
+is the row's changeKey/lastModifiedDateTime at the change, so the same change
 seen twice (a re-sent batch, a replayed delta page, two workers) gets the same
 id and consumers de-duplicate on it. Rows too big for a queue message go
 without `data` (`"truncated": true`): the consumer reads the row from the
@@ -42,14 +45,12 @@ def dedup_id(table: str, remote_id: str, version: str, kind: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
-def message_for(user_id: str, entry: OutboxEntry) -> str:
+def message_for(user_id: str, entry: OutboxEntry, data: dict[str, Any] | None) -> str:
     body: dict[str, Any] = {
         "id": dedup_id(entry.table, entry.remote_id, entry.version, entry.kind),
         "type": f"row.{entry.kind}", "table": entry.table, "remote_id": entry.remote_id,
-        "user_id": user_id, "version": entry.version, "data": entry.data,
+        "user_id": user_id, "version": entry.version, "data": data,
     }
-    if entry.truncated:
-        body["truncated"] = True
     text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
     if len(text.encode("utf-8")) > _LIMIT:
         body["data"], body["truncated"] = None, True
@@ -69,6 +70,33 @@ def collapse(entries: Iterable[OutboxEntry]) -> list[OutboxEntry]:
     return list(last.values())
 
 
+def current_data(user_id: str, entries: list[OutboxEntry], repo: Any) -> dict[tuple[str, str], dict[str, Any]]:
+    """The stored data of the rows that `created`/`updated` entries name, one query per table."""
+    from shared.storage.schema import BY_NAME
+
+    wanted: dict[str, list[str]] = {}
+    for entry in entries:
+        if entry.kind != "deleted":
+            wanted.setdefault(entry.table, []).append(entry.remote_id)
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for table, ids in wanted.items():
+        key = BY_NAME[table].remote_key
+        for row in repo.select(table, user_id, [key, "data"], **{key: ids}):
+            found[(table, row[key])] = row["data"]
+    return found
+
+
+def messages(user_id: str, entries: list[OutboxEntry], repo: Any) -> list[str]:
+    data = current_data(user_id, entries, repo)
+    bodies = []
+    for entry in entries:
+        row = data.get((entry.table, entry.remote_id))
+        if entry.kind != "deleted" and row is None:
+            continue  # deleted since: the deletion's own entry tells consumers
+        bodies.append(message_for(user_id, entry, row))
+    return bodies
+
+
 def publish_pending(user_id: str, repo: Any, queue: Any = None, settings: Any = None) -> int:
     """Send the user's outbox in order, acknowledging each batch once sent; returns messages sent.
 
@@ -83,7 +111,7 @@ def publish_pending(user_id: str, repo: Any, queue: Any = None, settings: Any = 
             from shared.queues import OUTBOUND_QUEUE, open_queue
 
             queue = open_queue(OUTBOUND_QUEUE, settings)
-        sent += queue.send_many(message_for(user_id, e) for e in collapse(entries))
+        sent += queue.send_many(messages(user_id, collapse(entries), repo))
         repo.ack_changes(user_id, [e.seq for e in entries])
         if len(entries) < BATCH:
             break

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 from shared.storage import Repository, schema
-from shared.storage.base import OUTBOX_MAX_DATA_BYTES
 from tests.storage.test_contract import CAL, USER, WINDOW, event
 
 EVENTS, CALENDARS = schema.EVENTS.name, schema.CALENDARS.name
@@ -27,8 +26,7 @@ def test_save_page_records_its_changes_with_the_rows(repo: Repository):
                                                               ("p2", "created")]
     assert [e.seq for e in pending] == sorted(e.seq for e in pending) and len({e.seq for e in pending}) == 3
     p2 = next(e for e in pending if e.remote_id == "p2")
-    assert (p2.table, p2.version, p2.data, p2.truncated) == (EVENTS, "ck3", event("p2", 3), False)
-    assert next(e for e in pending if e.kind == "deleted").data is None
+    assert (p2.table, p2.version) == (EVENTS, "ck3")
     # The same page again changes nothing, so records nothing.
     repo.save_page(USER, CAL, events=[event("p1"), event("p2", 3)], removed_ids=["keep"],
                    next_link="https://graph/next", delta_link=None, window=WINDOW)
@@ -87,13 +85,18 @@ def test_pending_in_order_with_a_limit_and_ack(repo: Repository):
     assert later.seq > rest[-1].seq and later.kind == "updated"  # sequence numbers are never reused
 
 
-def test_rows_too_big_for_a_message_keep_their_version_but_not_their_data(repo: Repository):
-    big = event("big", 5, body={"content": "x" * (OUTBOX_MAX_DATA_BYTES + 10)})
-    repo.upsert_events(USER, CAL, [big, event("small")])
-    entries = {e.remote_id: e for e in repo.pending_changes(USER)}
-    assert (entries["big"].data, entries["big"].truncated, entries["big"].version) == (None, True, "ck5")
-    assert entries["small"].data == event("small") and not entries["small"].truncated
-    assert repo.list_events(USER)[0].data == big  # the row itself is whole
+def test_select_reads_chosen_columns_of_the_named_rows(repo: Repository):
+    """The publisher's read: current data of the rows its entries name, in one query per table."""
+    big = event("big", 5, body={"content": "x" * 60_000})
+    repo.upsert_events(USER, CAL, [big, event("small"), event("other")])
+    rows = repo.select(EVENTS, USER, ["microsoft_event_id", "data"], microsoft_event_id=["big", "small", "gone"])
+    assert {r["microsoft_event_id"]: r["data"] for r in rows} == {"big": big, "small": event("small")}
+    assert repo.select(EVENTS, USER, ["microsoft_event_id"], microsoft_event_id=[]) == []
+    assert repo.select(EVENTS, "someone-else", ["microsoft_event_id"], microsoft_event_id=["big"]) == []
+    with pytest.raises(ValueError):
+        repo.select(EVENTS, USER, ["no_such_column"])
+    with pytest.raises(ValueError):
+        repo.select(schema.ACCOUNTS.name, USER, ["status"])
 
 
 def test_a_page_too_big_for_one_transaction_records_every_change(repo: Repository):

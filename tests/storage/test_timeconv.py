@@ -48,3 +48,11 @@ def test_versions_sort_with_seven_digits():
     assert timeconv.sortable(None) == ""
     with pytest.raises(ValueError):
         timeconv.sortable("yesterday")
+
+
+@pytest.mark.parametrize("fraction", ["", ".1", ".12", ".123456", ".1234567", ".9999999"])
+def test_sortable_fast_path_for_graphs_utc_form_equals_the_general_path(fraction):
+    """Graph's `...Z` texts take a string fast path; the result must equal full parsing in UTC."""
+    for text in (f"2024-05-01T00:00:00{fraction}Z", f"2024-12-31T23:59:59{fraction}Z"):
+        general = timeconv.sortable(text.replace("Z", "+00:00"))  # an offset forces the general path
+        assert timeconv.sortable(text) == general

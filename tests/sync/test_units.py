@@ -57,17 +57,44 @@ def test_coverage_needs_a_successful_sync_started_after_receipt():
 def test_outbound_collapses_and_ids_are_stable():
     from shared.storage import OutboxEntry
 
-    entries = [OutboxEntry(1, "t", "a", "created", "1", {"changeKey": "1"}),
-               OutboxEntry(2, "t", "a", "updated", "2", {"changeKey": "2"}),
-               OutboxEntry(3, "t", "b", "deleted", "", None), OutboxEntry(4, "t", "c", "updated", "9", None, True)]
+    entries = [OutboxEntry(1, "t", "a", "created", "1"), OutboxEntry(2, "t", "a", "updated", "2"),
+               OutboxEntry(3, "t", "b", "deleted", ""), OutboxEntry(4, "t", "c", "updated", "9")]
     collapsed = outbound.collapse(entries)
-    assert [(c.remote_id, c.kind, (c.data or {}).get("changeKey")) for c in collapsed] == [
-        ("a", "created", "2"), ("b", "deleted", None), ("c", "updated", None)]
-    first = outbound.message_for("u", collapsed[0])
-    assert first == outbound.message_for("u", collapsed[0])
+    assert [(c.remote_id, c.kind, c.version) for c in collapsed] == [
+        ("a", "created", "2"), ("b", "deleted", ""), ("c", "updated", "9")]
+    first = outbound.message_for("u", collapsed[0], {"changeKey": "2"})
+    assert first == outbound.message_for("u", collapsed[0], {"changeKey": "2"})
     assert json.loads(first)["id"] == outbound.dedup_id("t", "a", "2", "created")
-    big = json.loads(outbound.message_for("u", collapsed[2]))
+    big = json.loads(outbound.message_for("u", collapsed[2], {"body": "x" * 80_000}))
     assert big["truncated"] and big["data"] is None and big["id"] == outbound.dedup_id("t", "c", "9", "updated")
+
+
+def test_outbound_sends_current_data_and_skips_rows_deleted_since(tmp_path):
+    from shared.storage.sqlite import SqliteRepository
+
+    repo = SqliteRepository(tmp_path / "r.db")
+    repo.ensure_schema()
+    first = {"id": "e1", "subject": "first", "lastModifiedDateTime": "2026-01-01T00:00:00Z", "changeKey": "1"}
+    repo.upsert_events("u", "cal", [first, {**first, "id": "e2"}])
+    repo.upsert_events("u", "cal", [{**first, "subject": "second", "changeKey": "2",
+                                     "lastModifiedDateTime": "2026-01-02T00:00:00Z"}])
+    repo.delete_events("u", ["e2"])
+
+    class Queue:
+        sent: list[str] = []
+
+        def send_many(self, bodies):
+            bodies = list(bodies)
+            self.sent.extend(bodies)
+            return len(bodies)
+
+    queue = Queue()
+    assert outbound.publish_pending("u", repo, queue) == 2
+    bodies = [json.loads(b) for b in queue.sent]
+    assert [(b["remote_id"], b["type"]) for b in bodies] == [("e1", "row.created"), ("e2", "row.deleted")]
+    assert bodies[0]["data"]["subject"] == "second"  # the row as stored when sent
+    assert repo.pending_changes("u") == []
+    repo.close()
 
 
 def test_lock_waits_for_another_instances_lease():
