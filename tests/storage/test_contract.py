@@ -219,6 +219,11 @@ def test_save_page_is_atomic(repo: Repository, monkeypatch):
     monkeypatch.undo()
     assert repo.event_ids(USER, CAL) == {"keep"}
     assert repo.get_cursor(USER, CAL) is None
+    assert [(e.remote_id, e.kind) for e in repo.pending_changes(USER)] == [("keep", "created")]  # no outbox entry
+    repo.save_page(USER, CAL, events=[event("p1"), event("p2")], removed_ids=["keep"],
+                   next_link="https://graph/next", delta_link=None, window=WINDOW)
+    assert sorted((e.remote_id, e.kind) for e in repo.pending_changes(USER)[1:]) == [
+        ("keep", "deleted"), ("p1", "created"), ("p2", "created")]
 
 
 def test_save_page_cursor_follows_the_round(repo: Repository):

@@ -50,25 +50,6 @@ def test_every_row_changing_call_records(repo: Repository):
     ]
 
 
-def test_a_failed_save_page_leaves_no_entries(repo: Repository, monkeypatch):
-    original = repo._put
-
-    def failing_put(tx, spec, partition, rows):
-        if spec is schema.CURSORS:
-            raise RuntimeError("crash while storing the cursor")
-        return original(tx, spec, partition, rows)
-
-    monkeypatch.setattr(repo, "_put", failing_put)
-    with pytest.raises(RuntimeError):
-        repo.save_page(USER, CAL, events=[event("p1"), event("p2")], removed_ids=[],
-                       next_link="https://graph/next", delta_link=None, window=WINDOW)
-    monkeypatch.undo()
-    assert repo.pending_changes(USER) == [] and repo.event_ids(USER, CAL) == set()
-    repo.save_page(USER, CAL, events=[event("p1"), event("p2")], removed_ids=[],
-                   next_link="https://graph/next", delta_link=None, window=WINDOW)
-    assert kinds(repo) == [(EVENTS, "p1", "created"), (EVENTS, "p2", "created")]
-
-
 def test_pending_in_order_with_a_limit_and_ack(repo: Repository):
     repo.upsert_events(USER, CAL, [event(f"e{i:03}") for i in range(30)])
     repo.upsert_events("user-2", CAL, [event("other")])
