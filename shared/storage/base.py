@@ -5,7 +5,8 @@ detection, de-duplication, chunking, row mapping and the page/round logic live
 here; a backend implements a handful of primitives (`_transaction`,
 `_fetch_stored`, `_write_rows`, `_select`, `_delete`, `_put`, `_count`,
 `_allocate`) and may replace `_upsert_rows` with a single native statement when
-it renders the same rule (`newer_and_different_sql`).
+it renders the same rule (`newer_and_different_sql`), or `_upsert_ordered` to
+map the next chunk of rows while the database writes the current one.
 
 Transactional outbox: every call that changes calendar or event rows records
 each `ChangedRow` in the outbox in the same unit (`_record`), so a change is
@@ -144,14 +145,20 @@ def newer_and_different_sql(spec: TableSpec, compared: Iterable[str], stored: st
     return clause
 
 
-def map_row(spec: TableSpec, data: dict[str, Any], context: dict[str, Any],
-            managed: dict[str, Any] | None = None) -> Mapped:
-    """Graph JSON + caller context -> the values of one row, from the spec."""
+def row_key(spec: TableSpec, data: dict[str, Any], context: dict[str, Any]) -> str:
+    """The remote id of an incoming row (the caller's, else the JSON's `id`)."""
     if not isinstance(data, dict):
         raise TypeError(f"{spec.name}: a row's data must be a JSON object, got {type(data).__name__}")
     key = context.get(spec.remote_key) or data.get("id")
     if not key:
         raise ValueError(f"{spec.name}: row without id")
+    return key
+
+
+def map_row(spec: TableSpec, data: dict[str, Any], context: dict[str, Any],
+            managed: dict[str, Any] | None = None) -> Mapped:
+    """Graph JSON + caller context -> the values of one row, from the spec."""
+    key = row_key(spec, data, context)
     values: dict[str, Any] = {spec.remote_key: key, **schema.derive(spec, data)}
     compared = []
     for name, value in {**context, **(managed or {})}.items():
@@ -163,9 +170,40 @@ def map_row(spec: TableSpec, data: dict[str, Any], context: dict[str, Any],
     return Mapped(key, values, data, text, digest(text), values.get("row_version") or "", tuple(compared))
 
 
-def dedupe(rows: Iterable[Mapped]) -> list[Mapped]:
+@dataclass
+class Incoming:
+    """An item to upsert whose row is mapped on demand (`map`, once).
+
+    Key and version are read up front: de-duplication and the key order of writes need only
+    them. The rest of the mapping (schema columns, canonical JSON; ~20 us a row) can then run
+    chunk by chunk inside the transaction, while the database writes the previous chunk
+    (`Repository.map_ahead`, `_upsert_ordered`).
+    """
+
+    spec: TableSpec
+    data: dict[str, Any]
+    context: dict[str, Any]
+    managed: dict[str, Any] | None
+    key: str
+    version: str  # what map_row's row_version will be (a derived column, never given by the caller)
+    row: Mapped | None = None
+
+    def map(self) -> Mapped:
+        if self.row is None:
+            self.row = map_row(self.spec, self.data, self.context, self.managed)
+        return self.row
+
+
+def incoming(spec: TableSpec, data: dict[str, Any], context: dict[str, Any],
+             managed: dict[str, Any] | None = None) -> Incoming:
+    key = row_key(spec, data, context)
+    version = (spec.column("row_version").source(data) or "") if spec.versioned else ""
+    return Incoming(spec, data, context, managed, key, version)
+
+
+def dedupe(rows: Iterable[Incoming]) -> list[Incoming]:
     """One row per key: the later one wins unless it is older (a page may repeat an item)."""
-    kept: dict[str, Mapped] = {}
+    kept: dict[str, Incoming] = {}
     for row in rows:
         previous = kept.get(row.key)
         if previous is None or not is_older(row.version, previous.version):
@@ -179,6 +217,9 @@ class Repository(ABC):
     backend: str = "abstract"
     chunk_size: int = 500
     max_attempts: int = 8
+    # Map every incoming row before the unit starts (short transactions; bad input fails before any
+    # write). A backend whose `_upsert_ordered` overlaps mapping with the database's work sets False.
+    map_ahead: bool = True
 
     # ------------------------------------------------------------------ primitives
     @abstractmethod
@@ -279,13 +320,26 @@ class Repository(ABC):
             self._write_rows(tx, spec, partition, writes, now)
         return [ChangedRow(spec.name, r.key, "updated" if s else "created", r.data) for r, s in writes]
 
-    def _upsert(self, tx: Any, spec: TableSpec, partition: str, rows: Iterable[Mapped]) -> list[ChangedRow]:
-        now = utcnow()
-        changes: list[ChangedRow] = []
+    def _upsert(self, tx: Any, spec: TableSpec, partition: str, rows: Iterable[Incoming]) -> list[ChangedRow]:
         ordered = sorted(dedupe(rows), key=lambda r: r.key)  # one lock order for concurrent writers
-        for chunk in chunks(ordered, self.chunk_size):
-            changes += self._upsert_rows(tx, spec, partition, list(chunk), now)
+        return self._upsert_ordered(tx, spec, partition, [list(c) for c in chunks(ordered, self.chunk_size)],
+                                    utcnow())
+
+    def _upsert_ordered(self, tx: Any, spec: TableSpec, partition: str, batches: list[list[Incoming]],
+                        now: datetime) -> list[ChangedRow]:
+        """Write the chunks in this order, each mapped when it is written; the changes in key order."""
+        changes: list[ChangedRow] = []
+        for batch in batches:
+            changes += self._upsert_rows(tx, spec, partition, [item.map() for item in batch], now)
         return changes
+
+    def _incoming(self, spec: TableSpec, items: Iterable[dict[str, Any]], context: dict[str, Any],
+                  managed: dict[str, Any] | None = None) -> list[Incoming]:
+        rows = [incoming(spec, data, context, managed) for data in items]
+        if self.map_ahead:
+            for row in rows:
+                row.map()
+        return rows
 
     def _record(self, tx: Any, user_id: str, changes: list[ChangedRow]) -> list[ChangedRow]:
         """Append `changes` to the user's outbox inside `tx` (the unit that made them); returns them."""
@@ -303,8 +357,8 @@ class Repository(ABC):
     # ------------------------------------------------------------------ users
     def upsert_user(self, user_id: str, data: dict[str, Any], *, encrypted_refresh_token: Any = KEEP) -> None:
         managed = {} if encrypted_refresh_token is KEEP else {"encrypted_refresh_token": encrypted_refresh_token}
-        row = map_row(USERS, data, {"microsoft_user_id": user_id}, managed)
-        self._atomic(user_id, lambda tx: self._upsert(tx, USERS, user_id, [row]))
+        rows = self._incoming(USERS, [data], {"microsoft_user_id": user_id}, managed)
+        self._atomic(user_id, lambda tx: self._upsert(tx, USERS, user_id, rows))
 
     def get_user(self, user_id: str) -> UserRow | None:
         row = self._get(USERS, user_id, {"microsoft_user_id": user_id})
@@ -317,7 +371,7 @@ class Repository(ABC):
         def unit(tx: Any) -> None:
             current = self._get(USERS, user_id, {"microsoft_user_id": user_id}, tx)
             data = current["data"] if current else {}
-            self._upsert(tx, USERS, user_id, [map_row(USERS, data, {"microsoft_user_id": user_id}, values)])
+            self._upsert(tx, USERS, user_id, [incoming(USERS, data, {"microsoft_user_id": user_id}, values)])
 
         self._atomic(user_id, unit)
 
@@ -372,7 +426,7 @@ class Repository(ABC):
 
     # ------------------------------------------------------------------ calendars
     def upsert_calendars(self, user_id: str, calendars: list[dict[str, Any]]) -> list[ChangedRow]:
-        rows = [map_row(CALENDARS, c, {"microsoft_user_id": user_id}) for c in calendars]
+        rows = self._incoming(CALENDARS, calendars, {"microsoft_user_id": user_id})
         return self._atomic(user_id, lambda tx: self._record(tx, user_id, self._upsert(tx, CALENDARS, user_id, rows)))
 
     def delete_calendars(self, user_id: str, calendar_ids: Iterable[str]) -> list[str]:
@@ -425,9 +479,8 @@ class Repository(ABC):
                             columns=["microsoft_event_id"])
         return {r["microsoft_event_id"] for r in rows}
 
-    def _event_rows(self, user_id: str, calendar_id: str, events: Iterable[dict[str, Any]]) -> list[Mapped]:
-        context = {"microsoft_user_id": user_id, "microsoft_calendar_id": calendar_id}
-        return [map_row(EVENTS, e, context) for e in events]
+    def _event_rows(self, user_id: str, calendar_id: str, events: Iterable[dict[str, Any]]) -> list[Incoming]:
+        return self._incoming(EVENTS, events, {"microsoft_user_id": user_id, "microsoft_calendar_id": calendar_id})
 
     # ------------------------------------------------------------------ sync cursors and pages
     def get_cursor(self, user_id: str, calendar_id: str) -> SyncCursor | None:

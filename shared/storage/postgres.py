@@ -7,8 +7,10 @@ with the predicate rendered from the same rule as the other backends
 from updated ones, and rows the WHERE rejected are not returned at all, so
 nothing is written when nothing changed. Large chunks go through COPY into a
 per-connection temporary table and one merge; small ones through a pipelined
-executemany (bench/bench_upsert.py measures both). All SQL is parameterized;
-identifiers are composed with psycopg.sql from the table specs.
+executemany (bench/bench_upsert.py measures both). Rows are mapped chunk by
+chunk inside the transaction, each while the server merges the previous chunk
+(`_upsert_ordered`). All SQL is parameterized; identifiers are composed with
+psycopg.sql from the table specs.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from shared.storage import base, migrations, schema
-from shared.storage.base import Mapped
+from shared.storage.base import Incoming, Mapped
 from shared.storage.fixture import SQL_TYPES
 from shared.storage.schema import TableSpec
 from shared.storage.types import ChangedRow
@@ -79,8 +81,9 @@ def _ids(names: Sequence[str]) -> sql.Composable:
 
 class PostgresRepository(base.Repository):
     backend = "postgres"
-    chunk_size = 5000
+    chunk_size = 1000  # small enough to overlap mapping and merging well, large enough for COPY
     copy_threshold = 200  # rows per chunk from which COPY + merge beats executemany (see the bench)
+    map_ahead = False  # rows are mapped in _upsert_ordered, overlapped with the server's work
 
     def __init__(self, dsn: str, *, pool_max: int = 4) -> None:
         self.dsn = dsn
@@ -138,15 +141,36 @@ class PostgresRepository(base.Repository):
             guard=sql.SQL(base.newer_and_different_sql(spec, compared, "t", "EXCLUDED")),
         )
 
-    def _upsert_rows(self, tx: Any, spec: TableSpec, partition: str, rows: list[Mapped],
-                     now: datetime) -> list[ChangedRow]:
-        names = list(rows[0].values)
-        use_copy = self.bulk_strategy == "copy" or (
-            self.bulk_strategy == "auto" and len(rows) >= self.copy_threshold)
-        returned = (self._merge_copy if use_copy else self._merge_executemany)(tx, spec, names, rows, now)
-        by_key = {r.key: r for r in rows}
-        return [ChangedRow(spec.name, key, "created" if inserted else "updated", by_key[key].data)
-                for key, inserted in returned]
+    def _upsert_ordered(self, tx: Any, spec: TableSpec, partition: str, batches: list[list[Incoming]],
+                        now: datetime) -> list[ChangedRow]:
+        """Chunks in key order, each mapped while the server merges the one before.
+
+        Mapping Graph JSON is Python work and a chunk's merge is server work of about the same
+        size; one after the other, each side idles while the other works. So the merge of a COPY
+        chunk is sent in pipeline mode and its RETURNING rows are read only after the next chunk
+        is mapped. COPY cannot run in a pipeline: the next chunk is staged once the merge is done.
+        Same statements in the same order in the same transaction as chunk by chunk.
+        """
+        if not batches:
+            return []
+        changes: list[ChangedRow] = []
+        following = [item.map() for item in batches[0]]
+        for upcoming in [*batches[1:], []]:
+            rows, names = following, list(following[0].values)
+            if self.bulk_strategy == "copy" or (self.bulk_strategy == "auto" and len(rows) >= self.copy_threshold):
+                merge = self._stage(tx, spec, names, rows, now)
+                with tx.cursor() as cur:
+                    with tx.pipeline():
+                        cur.execute(merge)  # sent; the server works on it while ...
+                        following = [item.map() for item in upcoming]  # ... Python maps the next chunk
+                    returned = cur.fetchall()
+            else:
+                returned = self._merge_executemany(tx, spec, names, rows, now)
+                following = [item.map() for item in upcoming]
+            by_key = {r.key: r for r in rows}
+            changes += [ChangedRow(spec.name, key, "created" if inserted else "updated", by_key[key].data)
+                        for key, inserted in returned]
+        return changes
 
     def _values(self, spec: TableSpec, names: list[str], row: Mapped, now: datetime) -> list[Any]:
         return [_param(spec.column(n).type, row.values.get(n)) for n in names] + [row.text, now, now]
@@ -165,9 +189,9 @@ class PostgresRepository(base.Repository):
                     break
         return returned
 
-    def _merge_copy(self, conn: psycopg.Connection, spec: TableSpec, names: list[str],
-                    rows: list[Mapped], now: datetime) -> list[tuple[str, bool]]:
-        """Binary COPY into a temp table, then one INSERT ... ON CONFLICT from it.
+    def _stage(self, conn: psycopg.Connection, spec: TableSpec, names: list[str],
+               rows: list[Mapped], now: datetime) -> sql.Composed:
+        """Binary COPY into a temp table; returns the one INSERT ... ON CONFLICT from it (the merge).
 
         JSON is staged as text (the canonical text already computed) and cast in the merge,
         so no value is serialized twice; binary COPY uses psycopg's C dumpers (5x faster
@@ -183,13 +207,11 @@ class PostgresRepository(base.Repository):
         with conn.cursor() as cur:
             _copy_binary(cur, stage, cols, types,
                          ([row.values.get(n) for n in names] + [row.text, now, now] for row in rows))
-            selected = sql.SQL(", ").join(
-                sql.SQL("{}::jsonb").format(sql.Identifier(n)) if spec.column(n).type == schema.JSON
-                else sql.Identifier(n) for n in cols)
-            cur.execute(self._upsert_sql(spec, names, rows[0].compared,
-                                         sql.SQL("SELECT {} FROM {} ORDER BY {}").format(
-                                             selected, stage, sql.Identifier(spec.remote_key))))
-            return cur.fetchall()
+        selected = sql.SQL(", ").join(
+            sql.SQL("{}::jsonb").format(sql.Identifier(n)) if spec.column(n).type == schema.JSON
+            else sql.Identifier(n) for n in cols)
+        return self._upsert_sql(spec, names, rows[0].compared, sql.SQL("SELECT {} FROM {} ORDER BY {}").format(
+            selected, stage, sql.Identifier(spec.remote_key)))
 
     # ------------------------------------------------------------------ other primitives
     def _select(self, spec: TableSpec, partition: str | None, filters: dict[str, Any], tx: Any = None,

@@ -181,6 +181,26 @@ def test_bulk_write(repo: Repository):
     assert len(repo.event_ids(USER, CAL)) == count
 
 
+def test_chunked_write_is_one_unit_in_key_order(repo: Repository):
+    repo.chunk_size = 3  # several chunks (PostgreSQL maps each while the server merges the one before)
+    if repo.backend == "postgres":
+        repo.bulk_strategy = "copy"  # COPY + pipelined merge even for chunks this small
+    ids = [f"k{i:02d}" for i in range(11)]
+    items = [event(i) for i in reversed(ids)] + [event("k04", 3), event("k04", 2), event("k09", 0)]
+    changes = repo.upsert_events(USER, CAL, items)
+    assert [(c.remote_id, c.kind) for c in changes] == [(i, "created") for i in ids]
+    assert [(e.remote_id, e.kind) for e in repo.pending_changes(USER)] == [(i, "created") for i in ids]
+    assert {e.microsoft_event_id: e.change_key for e in repo.list_events(USER)} == {
+        i: "ck3" if i == "k04" else "ck1" for i in ids}
+
+    broken = event("k10", 2, start={"dateTime": "not a time", "timeZone": "UTC"})  # fails in the last chunk
+    with pytest.raises(ValueError):
+        repo.upsert_events(USER, CAL, [event(i, 2) for i in ids[:-1]] + [broken])
+    assert {e.microsoft_event_id: e.change_key for e in repo.list_events(USER)} == {
+        i: "ck3" if i == "k04" else "ck1" for i in ids}
+    assert len(repo.pending_changes(USER)) == len(ids)
+
+
 def test_concurrent_writers_end_with_the_newest_version(repo: Repository):
     ids = [f"c{i}" for i in range(30)]
     errors: list[BaseException] = []
