@@ -15,7 +15,6 @@ psycopg.sql from the table specs.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -30,6 +29,7 @@ from shared.storage import base, migrations, schema
 from shared.storage.base import Incoming, Mapped
 from shared.storage.fixture import SQL_TYPES
 from shared.storage.schema import TableSpec
+from shared.storage.sqlbackend import SqlRepository
 from shared.storage.types import ChangedRow
 
 _LOCK_ID = 7720358  # advisory lock serializing concurrent migrations
@@ -79,7 +79,8 @@ def _ids(names: Sequence[str]) -> sql.Composable:
     return sql.SQL(", ").join(map(sql.Identifier, names))
 
 
-class PostgresRepository(base.Repository):
+class PostgresRepository(SqlRepository):
+    placeholder = "%s"
     backend = "postgres"
     chunk_size = 1000  # small enough to overlap mapping and merging well, large enough for COPY
     copy_threshold = 200  # rows per chunk from which COPY + merge beats executemany (see the bench)
@@ -255,33 +256,6 @@ class PostgresRepository(base.Repository):
         types = [SQL_TYPES["postgres"][spec.column(n).type] for n in names]
         with tx.cursor() as cur:
             _copy_binary(cur, sql.Identifier(spec.name), names, types, ([row.get(n) for n in names] for row in rows))
-
-    def acquire_lease(self, name: str, owner: str, ttl_seconds: float) -> bool:
-        now_ms = int(time.time() * 1000)
-        with self._transaction(name) as conn:
-            row = conn.execute(migrations.ACQUIRE_LEASE.format(p="%s"),
-                               (name, owner, now_ms + int(ttl_seconds * 1000), now_ms)).fetchone()
-        return row is not None
-
-    def release_lease(self, name: str, owner: str) -> None:
-        with self._transaction(name) as conn:
-            conn.execute(migrations.RELEASE_LEASE.format(p="%s"), (name, owner))
-
-    def _allocate(self, tx: Any, user_id: str, count: int) -> int:
-        return tx.execute(migrations.ALLOCATE_OUTBOX_SEQ.format(p="%s"), (user_id, count)).fetchone()[0]
-
-    def _put_flow(self, key: str, text: str, expires_at_ms: int) -> None:
-        with self._transaction(key) as conn:
-            conn.execute(migrations.PUT_FLOW.format(p="%s"), (key, text, expires_at_ms))
-
-    def _take_flow(self, key: str) -> tuple[str, int] | None:
-        with self._transaction(key) as conn:
-            row = conn.execute(migrations.TAKE_FLOW.format(p="%s"), (key,)).fetchone()
-        return (row[0], int(row[1])) if row else None
-
-    def _sweep_flows(self, now_ms: int) -> int:
-        with self._transaction("") as conn:
-            return conn.execute(migrations.SWEEP_FLOWS.format(p="%s"), (now_ms,)).rowcount
 
     def _count(self, spec: TableSpec, partition: str | None) -> int:
         where, params = _where(spec, {spec.partition: partition} if partition else {})

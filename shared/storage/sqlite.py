@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -23,6 +22,7 @@ from typing import Any
 from shared.storage import base, migrations, schema
 from shared.storage.base import Mapped, Stored
 from shared.storage.schema import TableSpec
+from shared.storage.sqlbackend import SqlRepository
 
 _VARS_PER_STATEMENT = 900
 
@@ -68,7 +68,8 @@ def _where(spec: TableSpec, filters: dict[str, Any]) -> tuple[str, list[Any]]:
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
-class SqliteRepository(base.Repository):
+class SqliteRepository(SqlRepository):
+    placeholder = "?"
     backend = "sqlite"
     chunk_size = 500
 
@@ -173,33 +174,6 @@ class SqliteRepository(base.Repository):
         sql = (f"INSERT OR REPLACE INTO {spec.name} ({', '.join(names)}) "  # noqa: S608
                f"VALUES ({', '.join('?' * len(names))})")
         tx.executemany(sql, [[encode(spec.column(n).type, r.get(n)) for n in names] for r in rows])
-
-    def acquire_lease(self, name: str, owner: str, ttl_seconds: float) -> bool:
-        now_ms = int(time.time() * 1000)
-        with self._transaction(name) as conn:
-            row = conn.execute(migrations.ACQUIRE_LEASE.format(p="?"),
-                               (name, owner, now_ms + int(ttl_seconds * 1000), now_ms)).fetchone()
-        return row is not None
-
-    def release_lease(self, name: str, owner: str) -> None:
-        with self._transaction(name) as conn:
-            conn.execute(migrations.RELEASE_LEASE.format(p="?"), (name, owner))
-
-    def _allocate(self, tx: Any, user_id: str, count: int) -> int:
-        return tx.execute(migrations.ALLOCATE_OUTBOX_SEQ.format(p="?"), (user_id, count)).fetchone()[0]
-
-    def _put_flow(self, key: str, text: str, expires_at_ms: int) -> None:
-        with self._transaction(key) as conn:
-            conn.execute(migrations.PUT_FLOW.format(p="?"), (key, text, expires_at_ms))
-
-    def _take_flow(self, key: str) -> tuple[str, int] | None:
-        with self._transaction(key) as conn:
-            row = conn.execute(migrations.TAKE_FLOW.format(p="?"), (key,)).fetchone()
-        return (row[0], int(row[1])) if row else None
-
-    def _sweep_flows(self, now_ms: int) -> int:
-        with self._transaction("") as conn:
-            return conn.execute(migrations.SWEEP_FLOWS.format(p="?"), (now_ms,)).rowcount
 
     def _count(self, spec: TableSpec, partition: str | None) -> int:
         where, params = _where(spec, {spec.partition: partition} if partition else {})

@@ -1,0 +1,48 @@
+"""What the two SQL backends share: the operational statements of `migrations.py`.
+
+Leases, outbox sequence numbers and sign-ins in flight are one statement each,
+written once in `migrations.py` with a `{p}` placeholder; PostgreSQL (`%s`) and
+SQLite (`?`) run them through these methods. Both drivers' connections answer
+`execute(...)` with a cursor that has `fetchone()` and `rowcount`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from shared.storage import base, migrations
+
+
+class SqlRepository(base.Repository):
+    placeholder: str  # the driver's parameter marker
+
+    def _run(self, conn: Any, statement: str, params: tuple[Any, ...]) -> Any:
+        return conn.execute(statement.format(p=self.placeholder), params)
+
+    def acquire_lease(self, name: str, owner: str, ttl_seconds: float) -> bool:
+        now_ms = int(time.time() * 1000)
+        with self._transaction(name) as conn:
+            row = self._run(conn, migrations.ACQUIRE_LEASE,
+                            (name, owner, now_ms + int(ttl_seconds * 1000), now_ms)).fetchone()
+        return row is not None
+
+    def release_lease(self, name: str, owner: str) -> None:
+        with self._transaction(name) as conn:
+            self._run(conn, migrations.RELEASE_LEASE, (name, owner))
+
+    def _allocate(self, tx: Any, user_id: str, count: int) -> int:
+        return self._run(tx, migrations.ALLOCATE_OUTBOX_SEQ, (user_id, count)).fetchone()[0]
+
+    def _put_flow(self, key: str, text: str, expires_at_ms: int) -> None:
+        with self._transaction(key) as conn:
+            self._run(conn, migrations.PUT_FLOW, (key, text, expires_at_ms))
+
+    def _take_flow(self, key: str) -> tuple[str, int] | None:
+        with self._transaction(key) as conn:
+            row = self._run(conn, migrations.TAKE_FLOW, (key,)).fetchone()
+        return (row[0], int(row[1])) if row else None
+
+    def _sweep_flows(self, now_ms: int) -> int:
+        with self._transaction("") as conn:
+            return self._run(conn, migrations.SWEEP_FLOWS, (now_ms,)).rowcount
