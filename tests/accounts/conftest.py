@@ -1,4 +1,4 @@
-"""Fixtures of the accounts tests: a repository, and the app pointed at the Graph simulator."""
+"""Fixtures of the accounts tests: the repository, and the app pointed at the Graph simulator."""
 
 from __future__ import annotations
 
@@ -8,32 +8,17 @@ from typing import Any
 
 import pytest
 
-from tests.accounts.fakes import FakeRepository
-
 CALLBACK = "http://127.0.0.1:7071/api/oauth/callback"
-
-
-def _real_storage_available() -> bool:
-    try:
-        from shared.storage import open_repository  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 class RepoHandle:
     """Forwards to the app's current repository: `app_env(...)` resets the process's
     singletons (closing the repository), so tests must not hold on to one object."""
 
-    def __init__(self, fake: FakeRepository | None) -> None:
-        self._fake = fake
-
     def current(self) -> Any:
-        if self._fake is not None:
-            return self._fake
-        from shared.auth import deps
+        from shared.storage import open_repository
 
-        repository = deps.repository()
+        repository = open_repository()
         repository.ensure_schema()
         return repository
 
@@ -42,14 +27,10 @@ class RepoHandle:
 
 
 @pytest.fixture
-def repo(app_env, monkeypatch) -> RepoHandle:
-    """The configured repository (embedded SQLite) once storage exists, else an in-memory fake."""
+def repo(app_env) -> RepoHandle:
+    """The configured repository (embedded SQLite unless a test configures another backend)."""
     app_env()
-    if _real_storage_available():
-        return RepoHandle(None)
-    fake = FakeRepository()
-    monkeypatch.setattr("shared.auth.deps.repository", lambda settings=None: fake)
-    return RepoHandle(fake)
+    return RepoHandle()
 
 
 def queued(settings=None) -> list[dict[str, Any]]:

@@ -104,9 +104,8 @@ def test_unlinked_deletes_the_subscription_and_every_row(sim_app, webhook_receiv
         "changeType": "created,updated,deleted", "notificationUrl": webhook_receiver.url,
         "resource": "me/events", "expirationDateTime": expires, "clientState": "s"})
     sim_app.repo.set_events_subscription("crm-1", sub["id"], dt.datetime.now(dt.UTC) + dt.timedelta(hours=2))
-    repo = sim_app.repo.current()
-    if hasattr(repo, "upsert_calendars"):
-        repo.upsert_calendars("crm-1", [{"id": "cal-1", "name": "Calendar", "isDefaultCalendar": True}])
+    sim_app.repo.upsert_calendars("crm-1", [{"id": "cal-1", "name": "Calendar", "isDefaultCalendar": True}])
+    assert [c.microsoft_calendar_id for c in sim_app.repo.list_calendars("crm-1")] == ["cal-1"]
     assert [s["id"] for s in sim_app.sim.list_subscriptions()] == [sub["id"]]
     get_token_service().invalidate("crm-1")
 
@@ -114,8 +113,7 @@ def test_unlinked_deletes_the_subscription_and_every_row(sim_app, webhook_receiv
     assert status == 200 and body["subscription_deleted"] is True
     assert sim_app.sim.list_subscriptions() == []
     assert sim_app.repo.get_user("crm-1") is None and sim_app.repo.get_account("crm-1") is None
-    if hasattr(repo, "list_calendars"):
-        assert sim_app.repo.list_calendars("crm-1") == []
+    assert sim_app.repo.list_calendars("crm-1") == []
 
     status, body = call({"type": "UNLINKED", "microsoft_user_id": "crm-1"})  # idempotent
     assert status == 200 and body["existed"] is False
