@@ -10,7 +10,6 @@ APP_BASE_URL.
 from __future__ import annotations
 
 import datetime as dt
-import re
 import secrets
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +22,6 @@ if TYPE_CHECKING:
 NOTIFICATIONS_PATH = "/api/graph/notifications"
 LIFECYCLE_PATH = "/api/graph/lifecycle"
 CHANGE_TYPES = ("created", "updated", "deleted")
-_LIMIT = re.compile(r"(\d+)\s*minutes")
 
 EXPIRATION_HELP = ("Expiration date/time (UTC if no offset). Default: now + SUBSCRIPTION_LIFETIME_MINUTES "
                    "(4230, Outlook's documented maximum; lowered automatically if Graph reports a smaller one).")
@@ -54,10 +52,9 @@ def _default_expiration(ctx: ActionContext, minutes: int | None = None) -> str:
 
 def _limit_from(error: GraphError) -> int | None:
     """Graph's 'can only be N minutes in the future' limit, if that is what the error says."""
-    match = _LIMIT.search(error.message or "")
-    if error.status in (400, 403) and match and "expiration" in (error.message or "").lower():
-        return int(match.group(1))
-    return None
+    from shared.subscriptions.limits import parse_extension_limit
+
+    return parse_extension_limit(error.message) if error.status in (400, 403) else None
 
 
 def _send_with_expiration(ctx: ActionContext, method: str, path: str, body: dict[str, Any],
@@ -65,15 +62,16 @@ def _send_with_expiration(ctx: ActionContext, method: str, path: str, body: dict
     """POST/PATCH; with a defaulted expiration, retry once at the limit Graph names."""
     from shared.graph import GraphError
 
+    send = ctx.client.post if method == "POST" else ctx.client.patch
     body["expirationDateTime"] = utc_timestamp(requested, "expiration") or _default_expiration(ctx)
     try:
-        return ctx.client.request(method, path, json=body).json()
+        return send(path, json=body)
     except GraphError as exc:
         limit = _limit_from(exc) if requested is None else None
         if limit is None:
             raise
         body["expirationDateTime"] = _default_expiration(ctx, max(limit - 1, 1))
-        return ctx.client.request(method, path, json=body).json()
+        return send(path, json=body)
 
 
 def _target(ctx: ActionContext, v: dict[str, Any], resource: str) -> tuple[str, str, str]:
