@@ -157,10 +157,7 @@ def _coerce(spec: Input, value: Any) -> Any:
     if t == "datetime":
         if not isinstance(value, str):
             raise InputError(spec.name, "expected an ISO 8601 timestamp such as 2025-03-01T09:30:00")
-        try:
-            dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError:
-            raise InputError(spec.name, f"{value!r} is not an ISO 8601 timestamp (e.g. 2025-03-01T09:30:00)") from None
+        parse_timestamp(value.strip(), spec.name)
         return value.strip()
     if t == "list":
         if isinstance(value, str):
@@ -187,6 +184,14 @@ def _coerce(spec: Input, value: Any) -> Any:
         except ValueError:
             return value
     return value
+
+
+def parse_timestamp(at: str, name: str) -> dt.datetime:
+    """An ISO 8601 input (`Z` accepted), or an InputError naming the input."""
+    try:
+        return dt.datetime.fromisoformat(at.replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(name, f"{at!r} is not an ISO 8601 timestamp (e.g. 2025-03-01T09:30:00)") from None
 
 
 def _json(spec: Input, text: str) -> Any:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from shared.actions.catalogue import InputError
+from shared.actions.catalogue import InputError, parse_timestamp
 
 if TYPE_CHECKING:
     from shared.config import Settings
@@ -60,14 +60,6 @@ def list_result(ctx: ActionContext, path: str, values: dict[str, Any],
             raise InputError("page_skip", "must not be negative")
         params["$skip"] = values["page_skip"]
     return ctx.client.get(path, params=params)
-
-
-def parse_timestamp(at: str, name: str) -> dt.datetime:
-    """An ISO 8601 input (`Z` accepted), or an InputError naming the input."""
-    try:
-        return dt.datetime.fromisoformat(at.replace("Z", "+00:00"))
-    except ValueError:
-        raise InputError(name, f"{at!r} is not an ISO 8601 timestamp") from None
 
 
 def date_time_zone(at: str | None, zone: str | None, name: str) -> dict[str, str] | None:
