@@ -19,17 +19,11 @@ def sync_calendars(ctx: SyncContext) -> list[dict[str, Any]]:
     """Store the user's calendars; returns Graph's list (what the events step iterates)."""
     calendars = [c for c in ctx.graph.iter_values(f"{ctx.prefix}/calendars", headers=ctx.page_headers)
                  if isinstance(c, dict) and c.get("id")]
-    ctx.changes += ctx.repo.upsert_calendars(ctx.user_id, calendars)
+    ctx.repo.upsert_calendars(ctx.user_id, calendars)  # changed rows reach the outbox with the write
     listed = {c["id"] for c in calendars}
     gone = [row.microsoft_calendar_id for row in ctx.repo.list_calendars(ctx.user_id)
             if row.microsoft_calendar_id not in listed]
     if gone:
-        from shared.storage import ChangedRow
-        from shared.storage.schema import CALENDARS, EVENTS
-
-        events = sorted(i for cal in gone for i in ctx.repo.event_ids(ctx.user_id, cal))
-        deleted = ctx.repo.delete_calendars(ctx.user_id, gone)
-        log.info("sync %s: %d calendar(s) removed with %d events", ctx.user_id, len(deleted), len(events))
-        ctx.changes += [ChangedRow(EVENTS.name, i, "deleted", None) for i in events]
-        ctx.changes += [ChangedRow(CALENDARS.name, i, "deleted", None) for i in deleted]
+        deleted = ctx.repo.delete_calendars(ctx.user_id, gone)  # events too, each deletion in the outbox
+        log.info("sync %s: %d calendar(s) removed with their events", ctx.user_id, len(deleted))
     return calendars

@@ -1,4 +1,8 @@
-"""What every step of one user's sync shares: who, where, which window, what changed."""
+"""What every step of one user's sync shares: who, where, which window, how far it got.
+
+Changed rows are not collected here: the repository records them in the outbox in the same
+transaction as the write, and `outbound.publish_pending` publishes the outbox.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +23,6 @@ class SyncContext:
     prefix: str = "me"        # "me" (delegated) or "users/{graph id}" (app-only)
     full: bool = False        # drop delta links and reconcile everything
     progress: Progress = field(default_factory=Progress)
-    changes: list[Any] = field(default_factory=list)   # ChangedRow of this sync (the outbox is what is published)
     delta_rounds: int = 0
     crash_after_pages: int | None = None  # tests: simulate a worker killed after N pages
 

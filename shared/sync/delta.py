@@ -56,8 +56,8 @@ def sync_calendar(ctx: SyncContext, calendar_id: str, source: Source) -> None:
         cursor = None
     if cursor is not None and cursor.full_round and not cursor.next_link:
         # Every page of a full round was stored but the worker died before reconciling: finish it now.
-        ctx.changes += _deleted(repo.finish_full_round(user, calendar_id))
-        ctx.changes += masters.reconcile(ctx, calendar_id)
+        repo.finish_full_round(user, calendar_id)
+        masters.reconcile(ctx, calendar_id)
         cursor = repo.get_cursor(user, calendar_id)
     if ctx.full and not (cursor is not None and cursor.full_round and cursor.next_link):
         repo.clear_cursor(user, calendar_id)
@@ -106,23 +106,13 @@ def _round(ctx: SyncContext, calendar_id: str, source: Source, url: str, params:
             result = repo.save_page(user, calendar_id, events=items.events, removed_ids=items.removed_ids,
                                     next_link=next_link, delta_link=delta_link, window=ctx.window,
                                     full_round=full_round)
-            ctx.changes += result.changes
-            ctx.changes += round_masters.after_page(items, result.changes, next_link, delta_link)
+            round_masters.after_page(items, next_link, delta_link)
             deleted_any = deleted_any or any(c.kind == "deleted" for c in result.changes)
             ctx.progress.page(source.label, len(items))
             if ctx.crash_after_pages is not None and ctx.progress.pages >= ctx.crash_after_pages:
                 raise SimulatedCrash(f"simulated crash after {ctx.progress.pages} pages")
     if full_round:
-        ctx.changes += round_masters.finish(delta_link)
-        gone = repo.finish_full_round(user, calendar_id)
-        ctx.changes += _deleted(gone)
-        deleted_any = deleted_any or bool(gone)
+        round_masters.finish(delta_link)
+        deleted_any = bool(repo.finish_full_round(user, calendar_id)) or deleted_any
     if resumed or deleted_any:  # only then can a master be orphaned, or one be missing
-        ctx.changes += masters.reconcile(ctx, calendar_id)
-
-
-def _deleted(ids: list[str]) -> list[Any]:
-    from shared.storage import ChangedRow
-    from shared.storage.schema import EVENTS
-
-    return [ChangedRow(EVENTS.name, i, "deleted", None) for i in ids]
+        masters.reconcile(ctx, calendar_id)

@@ -62,47 +62,45 @@ class RoundMasters:
             self._stored = {r["microsoft_event_id"]: r["data"] for r in rows}
         return self._stored
 
-    def after_page(self, items: PageItems, changes: list[Any], next_link: str | None,
-                   delta_link: str | None) -> list[Any]:
-        """Fetch and store the masters of the series this page lists (each once a round); returns changes.
+    def after_page(self, items: PageItems, next_link: str | None, delta_link: str | None) -> None:
+        """Fetch and store the masters of the series this page lists (each once a round).
 
         Not only when an instance row changed: a master edit may leave every in-window instance
         as it was (a new subject while each instance is an exception with its own, a recurrence
         end moved outside the window). An incremental round lists an instance only because its
         series changed; a full round (a listed calendar, a resync after 410) has no other signal.
-        `changes` is kept for callers; the rows' own changes are not the criterion.
         """
         if not items.series_ids:
-            return []
+            return
         self.referenced |= items.series_ids
         want = items.series_ids - self.fetched
         if not want:
-            return []
+            return
         masters = fetch(self.ctx, want)
         self.fetched |= want
-        return self._write(masters, next_link, delta_link)
+        self._write(masters, next_link, delta_link)
 
-    def finish(self, delta_link: str | None) -> list[Any]:
+    def finish(self, delta_link: str | None) -> None:
         """Full round: mark stored masters still referenced as seen, so the reconciliation keeps them.
 
         (Every referenced master is fetched in `after_page` now; this is the safety net for one that
         was referenced but not written in this process, e.g. by a page stored before a crash.)"""
-        if not self.full_round:
-            return []
-        keep = [self._stored_masters()[m] for m in sorted(self.referenced - self.fetched)
-                if m in self._stored_masters()]
-        return self._write(keep, None, delta_link) if keep else []
+        unfetched = sorted(self.referenced - self.fetched)
+        if not self.full_round or not unfetched:
+            return
+        stored = self._stored_masters()
+        self._write([stored[m] for m in unfetched if m in stored], None, delta_link)
 
-    def _write(self, masters: list[dict[str, Any]], next_link: str | None, delta_link: str | None) -> list[Any]:
+    def _write(self, masters: list[dict[str, Any]], next_link: str | None, delta_link: str | None) -> None:
+        """Store masters (changed rows reach the outbox with the write); a full round marks them seen."""
         if not masters:
-            return []
+            return
         ctx = self.ctx
         if self.full_round:
-            result = ctx.repo.save_page(ctx.user_id, self.calendar_id, events=masters, removed_ids=[],
-                                        next_link=next_link, delta_link=delta_link, window=ctx.window,
-                                        full_round=True)
-            return list(result.changes)
-        return list(ctx.repo.upsert_events(ctx.user_id, self.calendar_id, masters))
+            ctx.repo.save_page(ctx.user_id, self.calendar_id, events=masters, removed_ids=[], next_link=next_link,
+                               delta_link=delta_link, window=ctx.window, full_round=True)
+        else:
+            ctx.repo.upsert_events(ctx.user_id, self.calendar_id, masters)
 
 
 def _select(ctx: SyncContext, calendar_id: str, filters: dict[str, Any], columns: list[str]) -> list[dict[str, Any]]:
@@ -112,24 +110,12 @@ def _select(ctx: SyncContext, calendar_id: str, filters: dict[str, Any], columns
     return ctx.repo.select(EVENTS.name, ctx.user_id, columns, microsoft_calendar_id=calendar_id, **filters)
 
 
-def reconcile(ctx: SyncContext, calendar_id: str) -> list[Any]:
+def reconcile(ctx: SyncContext, calendar_id: str) -> None:
     """Delete masters no stored instance references; fetch referenced masters we lack (after a crash)."""
     rows = _select(ctx, calendar_id, {}, ["microsoft_event_id", "type", "series_master_id"])
     masters = {r["microsoft_event_id"] for r in rows if r["type"] == MASTER}
     referenced = {r["series_master_id"] for r in rows if r["series_master_id"] and r["type"] != MASTER}
-    changes: list[Any] = []
-    orphans = masters - referenced
-    if orphans:
-        deleted = ctx.repo.delete_events(ctx.user_id, orphans)
-        changes += [_deleted(i) for i in deleted]
-    missing = referenced - masters
-    if missing:
-        changes += ctx.repo.upsert_events(ctx.user_id, calendar_id, fetch(ctx, missing))
-    return changes
-
-
-def _deleted(event_id: str) -> Any:
-    from shared.storage import ChangedRow
-    from shared.storage.schema import EVENTS
-
-    return ChangedRow(EVENTS.name, event_id, "deleted", None)
+    if masters - referenced:
+        ctx.repo.delete_events(ctx.user_id, masters - referenced)
+    if referenced - masters:
+        ctx.repo.upsert_events(ctx.user_id, calendar_id, fetch(ctx, referenced - masters))
