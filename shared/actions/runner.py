@@ -84,17 +84,16 @@ def error_status(exc: BaseException) -> tuple[int, dict[str, Any], dict[str, str
         body = {"error": {"code": exc.code, "message": exc.message, "graphStatus": status,
                           "requestId": exc.request_id, "attempts": exc.attempts}}
         return http, body, headers
-    try:
-        from shared.auth.errors import AuthError, ReauthRequired, TokenError
-    except ImportError:  # pragma: no cover - accounts area missing
-        return 500, {"error": {"code": "InternalError", "message": type(exc).__name__}}, {}
+    from shared.auth.errors import AuthError, NotLinked, ReauthRequired, TokenError
+
     if isinstance(exc, ReauthRequired):
         return 409, {"error": {"code": "ReauthRequired", "message": str(exc), "userId": exc.user_id}}, {}
+    if isinstance(exc, NotLinked):
+        return 404, {"error": {"code": "NotLinked", "message": str(exc), "userId": exc.user_id}}, {}
     if isinstance(exc, TokenError):
         return 503, {"error": {"code": "TokenUnavailable", "message": str(exc)}}, {}
     if isinstance(exc, AuthError):
-        return 404 if "not linked" in str(exc).lower() or "unknown" in str(exc).lower() else 403, \
-            {"error": {"code": type(exc).__name__, "message": str(exc)}}, {}
+        return 403, {"error": {"code": type(exc).__name__, "message": str(exc)}}, {}
     from shared.config import ConfigError
 
     if isinstance(exc, ConfigError):

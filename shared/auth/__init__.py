@@ -4,6 +4,6 @@ Every module keeps MSAL and HTTP imports inside functions so the HTTP
 triggers stay cheap to import.
 """
 
-from shared.auth.errors import AuthError, ReauthRequired, SigninError, TokenError
+from shared.auth.errors import AuthError, NotLinked, ReauthRequired, SigninError, TokenError
 
-__all__ = ["AuthError", "ReauthRequired", "SigninError", "TokenError"]
+__all__ = ["AuthError", "NotLinked", "ReauthRequired", "SigninError", "TokenError"]

@@ -22,6 +22,14 @@ class TokenError(AuthError):
     """A token could not be obtained for a transient or configuration reason (retry later)."""
 
 
+class NotLinked(AuthError):
+    """No account is linked under this user id: there is no token to get (not worth a retry)."""
+
+    def __init__(self, user_id: str) -> None:
+        super().__init__(f"user {user_id} is not linked")
+        self.user_id = user_id
+
+
 class SigninError(AuthError):
     """A sign-in callback that cannot complete; the message is shown on the 400 page."""
 

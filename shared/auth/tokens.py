@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.auth import deps
-from shared.auth.errors import AuthError, ReauthRequired, TokenError
+from shared.auth.errors import AuthError, NotLinked, ReauthRequired, TokenError
 
 EXPIRY_MARGIN_SECONDS = 300
 # Errors meaning "this grant is dead until the user signs in again".
@@ -147,7 +147,7 @@ class TokenService:
                 raise ReauthRequired(user_id, account.status_reason or "the user must sign in again")
             row = repo.get_user(user_id)
             if row is None:
-                raise TokenError(f"user {user_id} is not linked")
+                raise NotLinked(user_id)
             if not row.encrypted_refresh_token:
                 self.mark_reauth(user_id, "no refresh token stored")
                 raise ReauthRequired(user_id, "no refresh token stored")

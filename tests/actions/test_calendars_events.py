@@ -114,6 +114,13 @@ def test_bad_inputs_are_400_naming_the_input(outlook, call):
     assert status == 404
 
 
+def test_a_user_id_nobody_linked_is_404_not_a_retryable_503(outlook, call):
+    status, body, headers = call("list-calendars", {"user_id": "nobody-linked-this", "inputs": {}})
+    assert status == 404, body
+    assert body["error"]["code"] == "NotLinked" and body["error"]["userId"] == "nobody-linked-this"
+    assert "Retry-After" not in headers
+
+
 def test_graph_errors_keep_graph_status_code_and_message(outlook, call):
     status, body, _ = call("get-calendar-event", {"user_id": outlook.alice, "inputs": {"event_id": "AAMkNope"}})
     assert status == 404
