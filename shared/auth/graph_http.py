@@ -12,8 +12,6 @@ from typing import Any
 
 from shared.graph.errors import GraphError
 
-GraphCallError = GraphError
-
 
 def with_token(settings, token: str) -> Any:
     """A client that sends one fixed bearer token (no refresh on 401)."""
@@ -32,4 +30,4 @@ def quote_segment(value: str) -> str:
     return urllib.parse.quote(value, safe="@")
 
 
-__all__ = ["GraphCallError", "GraphError", "get_json", "quote_segment", "with_token"]
+__all__ = ["GraphError", "get_json", "quote_segment", "with_token"]

@@ -53,11 +53,10 @@ def app_client(settings: Settings | None = None, *, mailbox: str | None = None) 
 
     s = _settings(settings)
     service = get_token_service()
-    invalidate_app = getattr(service, "invalidate_app", None)
     return GraphClient(
         s.graph_base_url,
         service.app_token,
-        on_unauthorized=invalidate_app,
+        on_unauthorized=service.invalidate_app,
         mailbox=mailbox,
         timeout=s.graph_timeout_seconds,
         max_retries=s.graph_max_retries,
