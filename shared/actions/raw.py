@@ -62,7 +62,7 @@ def _body(v: dict[str, Any]) -> dict[str, Any]:
     return {"data": _bytes("data", "data", data) if not isinstance(data, str) else data.encode()}
 
 
-def _policy(ctx: ActionContext, v: dict[str, Any]) -> Any:
+def _policy(v: dict[str, Any]) -> Any:
     if v.get("max_retry_count") is None:
         return None  # the client's default: 429/503/504 up to GRAPH_MAX_RETRIES
     from shared.graph import RetryPolicy
@@ -116,7 +116,7 @@ def raw_request(ctx: ActionContext, v: dict[str, Any]) -> Any:
     if timeout is not None and timeout <= 0:
         raise InputError("timeout", "must be positive (milliseconds)")
     response = ctx.client.request(
-        v["method"], v["url"], params=v.get("query_params"), headers=headers, retries=_policy(ctx, v),
+        v["method"], v["url"], params=v.get("query_params"), headers=headers, retries=_policy(v),
         timeout=timeout, **_body(v),
     )
     content_type = response.headers.get("Content-Type", "")
