@@ -133,7 +133,8 @@ def test_triggers_module_imports_nothing_heavy():
     import subprocess
 
     code = ("import sys, shared.triggers.accounts, function_app; "
-            "heavy = [m for m in ('msal', 'cryptography', 'psycopg', 'azure.keyvault', 'azure.identity', "
+            "heavy = [m for m in ('msal', 'cryptography', 'psycopg', 'requests', 'azure.keyvault', 'azure.identity', "
+            "'azure.data.tables', 'azure.storage.queue', 'azure.storage.blob', 'azure.core', "
             "'shared.auth.tokens', 'shared.crypto') if m in sys.modules]; print(heavy)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                             cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
