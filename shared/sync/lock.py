@@ -2,14 +2,12 @@
 
 Inside a process: a lock per user; a second message for the same user waits,
 then usually finds itself covered by the sync that just ran (coalescing in
-`worker.py`). Across processes (several Function instances) the repository
-has no lease primitive yet, so two instances may sync one user at the same
-time unless the repository offers leases: when it has `acquire_lease(name,
-owner, ttl_seconds)` / `release_lease(name, owner)`, `hold` also takes the lease
-`sync:<user>` (waiting for another instance to finish). Without one, two
-instances syncing one user is safe, only wasteful: both follow the same links,
-every write is an idempotent newer-wins merge, and each page is stored with
-its cursor in one transaction.
+`worker.py`). Across processes (several Function instances): the repository's
+lease `sync:<user>` (`acquire_lease` / `release_lease`, compare-and-set on every
+backend); `hold` waits for another instance to finish. Were a lease to lapse
+mid-sync, two instances syncing one user is safe, only wasteful: both follow
+the same links, every write is an idempotent newer-wins merge, and each page
+is stored with its cursor in one transaction.
 """
 
 from __future__ import annotations
@@ -37,18 +35,14 @@ def _local(user_id: str) -> threading.Lock:
 
 
 @contextlib.contextmanager
-def hold(user_id: str, repo: Any = None, timeout: float = 300.0, lease_seconds: int = 600) -> Iterator[None]:
+def hold(user_id: str, repo: Any, timeout: float = 300.0, lease_seconds: int = 600) -> Iterator[None]:
     lock = _local(user_id)
     if not lock.acquire(timeout=timeout):
         raise LockTimeout(f"user {user_id} is being synced by another worker of this process")
     try:
-        acquire = getattr(repo, "acquire_lease", None)
-        if acquire is None:
-            yield
-            return
         name = f"sync:{user_id}"
         deadline = time.monotonic() + timeout
-        while not acquire(name, _OWNER, lease_seconds):  # another instance syncs this user: wait for it
+        while not repo.acquire_lease(name, _OWNER, lease_seconds):  # another instance syncs this user: wait for it
             if time.monotonic() > deadline:
                 raise LockTimeout(f"user {user_id} is being synced by another instance")
             time.sleep(0.25)

@@ -88,7 +88,7 @@ def run(request: SyncRequest, *, settings: Any = None, repo: Any = None, graph: 
         status = getattr(account, "status", None) or "unknown"
         log.info("sync %s skipped: account is %s", user, status)
         return Outcome("skipped", f"account {status}")
-    if request.lifecycle_event and not _lifecycle(request):
+    if request.lifecycle_event and not _lifecycle(request, settings):
         return Outcome("reauth_required", "lifecycle handling found the grant revoked")
 
     from shared.sync import lock
@@ -167,18 +167,13 @@ def _record_error(repo: Any, user: str, exc: BaseException) -> None:
         log.exception("sync %s: could not record the error", user)
 
 
-def _lifecycle(request: SyncRequest) -> bool:
+def _lifecycle(request: SyncRequest, settings: Any) -> bool:
     """Reauthorize or recreate the subscription; False when the user's grant is revoked."""
     from shared.auth.errors import ReauthRequired
+    from shared.subscriptions.lifecycle import handle_lifecycle
 
     try:
-        from shared.subscriptions.lifecycle import handle_lifecycle
-    except ImportError:
-        log.warning("lifecycle %s for user %s: shared.subscriptions.lifecycle is not available yet; "
-                    "resyncing only", request.lifecycle_event, request.user_id)
-        return True
-    try:
-        handle_lifecycle(request)
+        handle_lifecycle(request, settings)
     except ReauthRequired as exc:
         log.warning("lifecycle %s for user %s: %s", request.lifecycle_event, request.user_id, exc)
         return False
@@ -195,12 +190,8 @@ def _subscribe(request: SyncRequest, repo: Any) -> None:
         expiry = getattr(user, "events_subscription_expiration", None)
         if user is not None and user.events_subscription_id and expiry is not None and expiry > _now():
             return
-    try:
-        from shared.subscriptions import ensure_subscription
-    except ImportError:
-        log.warning("sync %s: shared.subscriptions is not available yet; no subscription created",
-                    request.user_id)
-        return
+    from shared.subscriptions import ensure_subscription
+
     try:
         ensure_subscription(request.user_id)
     except Exception as exc:  # the rows are synced; the renewal timer heals a missing subscription
