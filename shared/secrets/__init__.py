@@ -1,4 +1,4 @@
-"""Secret store: the client secret, token-encryption keys and in-flight sign-ins.
+"""Secret store: the client secret and the token-encryption keys (sign-ins in flight live in the repository).
 
 Two backends share one small interface: Azure Key Vault when KEY_VAULT_URL is
 set (managed identity in Azure), a folder of 0600 files otherwise. Names
@@ -107,16 +107,12 @@ class CachedSecretStore(SecretStore):
     def names(self, prefix: str = "") -> list[str]:
         return self.backend.names(prefix)
 
-    def forget(self) -> None:
-        with self._lock:
-            self._values.clear()
-
     def close(self) -> None:
         self.backend.close()
 
 
 def build_backend(settings) -> SecretStore:
-    """The configured backend without the cache (flows must never be served stale)."""
+    """The configured backend without the cache."""
     if settings.key_vault_url:
         from shared.secrets.keyvault import KeyVaultSecretStore
 
