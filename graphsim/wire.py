@@ -19,6 +19,7 @@ class Request:
     headers: dict[str, str]          # keys lower-cased
     body: bytes = b""
     _json: Any = field(default=None, repr=False)
+    _prefer: dict[str, str] | None = field(default=None, repr=False)
 
     @classmethod
     def build(cls, method: str, target: str, headers: dict[str, str], body: bytes) -> Request:
@@ -42,14 +43,16 @@ class Request:
         return self._json
 
     def prefer(self) -> dict[str, str]:
-        """Prefer header(s) -> {lowercased name: unquoted value}."""
-        out: dict[str, str] = {}
-        for part in self.headers.get("prefer", "").split(","):
-            if not part.strip():
-                continue
-            name, _, value = part.strip().partition("=")
-            out[name.strip().lower()] = value.strip().strip('"')
-        return out
+        """Prefer header(s) -> {lowercased name: unquoted value} (parsed once per request)."""
+        if self._prefer is None:
+            out: dict[str, str] = {}
+            for part in self.headers.get("prefer", "").split(","):
+                if not part.strip():
+                    continue
+                name, _, value = part.strip().partition("=")
+                out[name.strip().lower()] = value.strip().strip('"')
+            self._prefer = out
+        return self._prefer
 
 
 @dataclass
