@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import time
 import urllib.parse
@@ -42,8 +43,9 @@ class Ctx:
     mb: Mailbox | None = None
     prefix: str = ""          # "/me" or "/users/{as given}" for links
 
-    @property
+    @functools.cached_property
     def tz(self) -> str | None:
+        """The Prefer outlook.timezone if it names a known zone (resolved once per request)."""
         name = self.req.prefer().get("outlook.timezone")
         if not name:
             return None
