@@ -172,10 +172,10 @@ class Graph:
             r("POST", f"{base}/events", self.create_event, WRITE)
             r("GET", f"{base}/calendarView", self.calendar_view, READ)
             r("GET", f"{base}/calendarView/delta", self.calendar_view_delta_other, READ)
-            r("GET", f"{base}/events/*", self.get_event_in, READ)
-            r("PATCH", f"{base}/events/*", self.patch_event_in, WRITE)
-            r("DELETE", f"{base}/events/*", self.delete_event_in, WRITE)
-            r("POST", f"{base}/events/*/cancel", self.cancel_event_in, WRITE)
+            r("GET", f"{base}/events/*", self._in_cal(self.get_event), READ)
+            r("PATCH", f"{base}/events/*", self._in_cal(self.patch_event), WRITE)
+            r("DELETE", f"{base}/events/*", self._in_cal(self.delete_event), WRITE)
+            r("POST", f"{base}/events/*/cancel", self._in_cal(self.cancel_event), WRITE)
         r("DELETE", "calendars/*", self.delete_calendar, WRITE)
         r("GET", "calendars", self.list_calendars, READ)
         r("POST", "calendars", self.create_calendar, WRITE)
@@ -434,22 +434,11 @@ class Graph:
         return Response(202)
 
     def _in_cal(self, fn: Callable[..., Response]) -> Handler:
+        """`fn` for /calendars/{id}/events/{id}...: the event must be in that calendar."""
         def wrapped(ctx: Ctx, args: list[str]) -> Response:
             cal = self._cal(ctx, args[:-1])
             return fn(ctx, args, cal.id)
         return wrapped
-
-    def get_event_in(self, ctx: Ctx, args: list[str]) -> Response:
-        return self._in_cal(self.get_event)(ctx, args)
-
-    def patch_event_in(self, ctx: Ctx, args: list[str]) -> Response:
-        return self._in_cal(self.patch_event)(ctx, args)
-
-    def delete_event_in(self, ctx: Ctx, args: list[str]) -> Response:
-        return self._in_cal(self.delete_event)(ctx, args)
-
-    def cancel_event_in(self, ctx: Ctx, args: list[str]) -> Response:
-        return self._in_cal(self.cancel_event)(ctx, args)
 
     def instances(self, ctx: Ctx, args: list[str]) -> Response:
         start, end = _window(ctx.req.query)
