@@ -583,14 +583,11 @@ class Graph:
             if "$filter" in q:
                 msgs = [m for m in msgs if _filter(q["$filter"], m)]
             msgs.sort(key=lambda m: m["receivedDateTime"], reverse=True)
-        sel = q.get("$select", "").split(",") if q.get("$select") else None
-        return page(ctx, msgs, lambda m: mail.public(m, sel))
+        return page(ctx, msgs, lambda m: _select(mail.public(m), q))
 
     def get_message(self, ctx: Ctx, args: list[str]) -> Response:
         assert ctx.mb is not None
-        m = mail.message(ctx.mb, args[0])
-        sel = ctx.req.query.get("$select", "").split(",") if ctx.req.query.get("$select") else None
-        return Response.json(200, mail.public(m, sel))
+        return Response.json(200, _select(mail.public(mail.message(ctx.mb, args[0])), ctx.req.query))
 
     def patch_message(self, ctx: Ctx, args: list[str]) -> Response:
         assert ctx.mb is not None
