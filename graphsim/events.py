@@ -21,6 +21,8 @@ WRITABLE = {
     "onlineMeetingProvider", "allowNewTimeProposals", "responseRequested", "hideAttendees",
     "isDraft", "start", "end", "isAllDay", "recurrence", "organizer", "transactionId",
 }
+# Writable fields stored as sent; start/end/isAllDay/recurrence are parsed into Times / recurrence.
+PLAIN_FIELDS = WRITABLE - {"start", "end", "isAllDay", "recurrence"}
 DEFAULT_LOCATION = {"displayName": "", "locationType": "default", "uniqueIdType": "unknown",
                     "address": {}, "coordinates": {}}
 
@@ -161,7 +163,7 @@ def build_event(user: dict, calendar_id: str, body: dict[str, Any]) -> Event:
         "locations": [], "attendees": [], "onlineMeeting": None,
     }
     for k, v in body.items():
-        if k in WRITABLE and k not in ("start", "end", "isAllDay", "recurrence"):
+        if k in PLAIN_FIELDS:
             f[k] = copy.deepcopy(v)
     if isinstance(f.get("location"), dict):
         f["location"] = {**DEFAULT_LOCATION, **f["location"]}
@@ -197,7 +199,7 @@ def apply_patch(ev: Event, body: dict[str, Any]) -> None:
             new.end_tz = ev.times.end_tz
         ev.times = new
     for k, v in body.items():
-        if k in WRITABLE and k not in ("start", "end", "isAllDay", "recurrence"):
+        if k in PLAIN_FIELDS:
             ev.fields[k] = copy.deepcopy(v)
             if k == "location" and isinstance(v, dict):
                 ev.fields["location"] = {**DEFAULT_LOCATION, **v}
@@ -243,16 +245,9 @@ def instances(ev: Event, win_start: dt.datetime | None, win_end: dt.datetime | N
         seen.add(key)
         if key in ev.cancelled or (lower and day < lower and key not in ev.exceptions):
             continue
-        exc = ev.exceptions.get(key)
-        if exc is not None:
-            s, e = (exc.times.start, exc.times.end) if exc.times else (_occ_start(ev, day),
-                                                                       _occ_start(ev, day) + duration)
-            if overlaps(s, e):
-                out.append(Instance(exc.id, "exception", ev, s, e, key, exc))
-            continue
-        s = _occ_start(ev, day)
-        if overlaps(s, s + duration):
-            out.append(Instance(occurrence_id(ev.id, key), "occurrence", ev, s, s + duration, key))
+        inst = _instance(ev, day, key, duration)
+        if overlaps(inst.start, inst.end):
+            out.append(inst)
     # Exceptions moved beyond the expansion horizon are still part of the series.
     for key, exc in ev.exceptions.items():
         if key not in seen and exc.times and overlaps(exc.times.start, exc.times.end):
@@ -270,13 +265,17 @@ def find_instance(ev: Event, key: str) -> Instance | None:
             break
     else:
         return None
+    return _instance(ev, day, key, ev.times.end - ev.times.start)
+
+
+def _instance(ev: Event, day: dt.date, key: str, duration: dt.timedelta) -> Instance:
+    """The occurrence of `ev` on `day`, or its exception (moved or not) when there is one."""
     exc = ev.exceptions.get(key)
-    duration = ev.times.end - ev.times.start
-    if exc is not None:
-        s, e = (exc.times.start, exc.times.end) if exc.times else (_occ_start(ev, day),
-                                                                   _occ_start(ev, day) + duration)
-        return Instance(exc.id, "exception", ev, s, e, key, exc)
+    if exc is not None and exc.times is not None:
+        return Instance(exc.id, "exception", ev, exc.times.start, exc.times.end, key, exc)
     s = _occ_start(ev, day)
+    if exc is not None:
+        return Instance(exc.id, "exception", ev, s, s + duration, key, exc)
     return Instance(occurrence_id(ev.id, key), "occurrence", ev, s, s + duration, key)
 
 

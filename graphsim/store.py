@@ -239,7 +239,7 @@ class Store:
             exc = ev.exceptions.get(key) or ev_mod.Exception_(
                 id=inst.id, overrides={}, times=None, modified=now(), change_key="")
             for k, v in body.items():
-                if k in ev_mod.WRITABLE and k not in ("start", "end", "isAllDay", "recurrence"):
+                if k in ev_mod.PLAIN_FIELDS:
                     exc.overrides[k] = v
             if "start" in body or "end" in body:
                 cur_s, cur_e = ev_mod.render_times(ev_mod.Times(inst.start, inst.end, "UTC", "UTC",
