@@ -66,12 +66,11 @@ def get_schedule(sim: GraphSimulator, body: dict[str, Any], tz: str | None) -> d
                     "isException": inst.kind == "exception", "isReminderSet": bool(fields.get("isReminderOn")),
                     "start": timezones.render(inst.start, out_tz), "end": timezones.render(inst.end, out_tz),
                 })
-        user_tz = getattr(mb, "user_time_zone", "UTC")
         value.append({
             "scheduleId": address, "availabilityView": "".join(view), "scheduleItems": items,
             "workingHours": {"daysOfWeek": ["monday", "tuesday", "wednesday", "thursday", "friday"],
                              "startTime": "08:00:00.0000000", "endTime": "17:00:00.0000000",
-                             "timeZone": {"name": user_tz}},
+                             "timeZone": {"name": mb.time_zone}},
         })
     return {"@odata.context": f"{sim.graph_url}/$metadata#Collection(microsoft.graph.scheduleInformation)",
             "value": value}

@@ -62,6 +62,7 @@ class Mailbox:
     log_seqs: list[int] = field(default_factory=list)
     seq: int = 0
     consent: bool = True
+    time_zone: str = "UTC"      # mailboxSettings.timeZone (getSchedule's workingHours)
 
     @property
     def id(self) -> str:
@@ -116,8 +117,7 @@ class Store:
                 "preferredLanguage": "en-US", "surname": name.split(" ")[-1] if " " in name else None,
                 "userPrincipalName": upn, "id": uid,
             }
-            mb = Mailbox(user=user, tenant_id=tenant_id, consent=consent)
-            mb.user_time_zone = time_zone  # type: ignore[attr-defined]
+            mb = Mailbox(user=user, tenant_id=tenant_id, consent=consent, time_zone=time_zone)
             cal = Calendar(id=new_item_id(b"CAL0"), user_id=uid, name="Calendar", is_default=True)
             mb.calendars[cal.id] = cal
             for wk, label in WELL_KNOWN_FOLDERS.items():
