@@ -43,7 +43,8 @@ def get_schedule(sim: GraphSimulator, body: dict[str, Any], tz: str | None) -> d
             continue
         mb = sim.store.mailboxes[uid]
         with sim.store.lock:
-            insts = [i for ev in mb.events.values() if ev.calendar_id == mb.default_calendar().id
+            default_id = mb.default_calendar().id
+            insts = [i for ev in mb.events.values() if ev.calendar_id == default_id
                      for i in ev_mod.instances(ev, start, end)]
             items = []
             view = ["0"] * slots
