@@ -164,6 +164,7 @@ class Delivery:
         body = json.dumps({"value": items}).encode()
         parts = urllib.parse.urlsplit(url)
         key = f"{parts.scheme}://{parts.netloc}"
+        path = (parts.path or "/") + ("?" + parts.query if parts.query else "")
         status, error = 0, None
         started = time.monotonic()
         for fresh in (False, True):
@@ -173,7 +174,6 @@ class Delivery:
                     conn.close()
                 conn, _ = _connect(url, self.timeout, self.ssl_context)
                 conns[key] = conn
-            path = (parts.path or "/") + ("?" + parts.query if parts.query else "")
             try:
                 conn.request("POST", path, body=body, headers={
                     "Content-Type": "application/json; charset=utf-8", "User-Agent": self.user_agent,
