@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from .util import b64url
+from .util import b64url, dumps
 
 
 class Signer:
@@ -27,8 +26,8 @@ class Signer:
 
     def sign(self, claims: dict[str, Any], typ: str = "JWT") -> str:
         header = {"typ": typ, "alg": "RS256", "kid": self.kid, "x5t": self.kid}
-        head = b64url(json.dumps(header, separators=(",", ":")).encode())
-        body = b64url(json.dumps(claims, separators=(",", ":")).encode())
+        head = b64url(dumps(header))
+        body = b64url(dumps(claims))
         sig = self.key.sign(f"{head}.{body}".encode(), padding.PKCS1v15(), hashes.SHA256())
         return f"{head}.{body}.{b64url(sig)}"
 
