@@ -38,13 +38,19 @@ def msal_app(sim: GraphSimulator, s: Setup, session: requests.Session,
         instance_discovery=False, validate_authority=False, http_client=session)
 
 
-def user_token(sim: GraphSimulator, s: Setup, session: requests.Session,
-               scopes: tuple[str, ...] = ("Calendars.ReadWrite",)) -> dict:
-    app = msal_app(sim, s, session)
+def consent(app: msal.ConfidentialClientApplication, session: requests.Session,
+            scopes: tuple[str, ...] = ("Calendars.ReadWrite",)) -> tuple[dict, dict[str, str]]:
+    """Start an auth code flow and follow its authorize URL: (flow, query of the redirect back)."""
     flow = app.initiate_auth_code_flow(list(scopes), redirect_uri=REDIRECT)
     r = session.get(flow["auth_uri"], allow_redirects=False)
     assert r.status_code == 302, r.text
-    q = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(r.headers["Location"]).query))
+    return flow, dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(r.headers["Location"]).query))
+
+
+def user_token(sim: GraphSimulator, s: Setup, session: requests.Session,
+               scopes: tuple[str, ...] = ("Calendars.ReadWrite",)) -> dict:
+    app = msal_app(sim, s, session)
+    flow, q = consent(app, session, scopes)
     result = app.acquire_token_by_auth_code_flow(flow, q)
     assert "access_token" in result, result
     return result

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
-import urllib.parse
 
-from tests.graphsim.helpers import REDIRECT, app_token, bearer, msal_app, setup, user_token
+from tests.graphsim.helpers import app_token, bearer, consent, msal_app, setup, user_token
 
 
 def test_openid_configuration_shape(graphsim, graphsim_session):
@@ -49,9 +48,7 @@ def test_auth_code_pkce_refresh_and_client_credentials(graphsim, graphsim_sessio
 def test_acquire_token_silent_uses_cache_and_refresh(graphsim, graphsim_session):
     s = setup(graphsim)
     app = msal_app(graphsim, s, graphsim_session)
-    flow = app.initiate_auth_code_flow(["Calendars.ReadWrite"], redirect_uri=REDIRECT)
-    r = graphsim_session.get(flow["auth_uri"], allow_redirects=False)
-    q = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(r.headers["Location"]).query))
+    flow, q = consent(app, graphsim_session)
     app.acquire_token_by_auth_code_flow(flow, q)
     account = app.get_accounts()[0]
     assert account["home_account_id"] == f"{s.user}.{s.tenant}"
@@ -62,9 +59,7 @@ def test_acquire_token_silent_uses_cache_and_refresh(graphsim, graphsim_session)
 def test_code_replay_and_revoked_or_expired_refresh_tokens(graphsim, graphsim_session):
     s = setup(graphsim)
     app = msal_app(graphsim, s, graphsim_session)
-    flow = app.initiate_auth_code_flow(["Calendars.ReadWrite"], redirect_uri=REDIRECT)
-    r = graphsim_session.get(flow["auth_uri"], allow_redirects=False)
-    q = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(r.headers["Location"]).query))
+    flow, q = consent(app, graphsim_session)
     first = app.acquire_token_by_auth_code_flow(dict(flow), q)
     assert "access_token" in first
     again = msal_app(graphsim, s, graphsim_session).acquire_token_by_auth_code_flow(dict(flow), q)
@@ -86,17 +81,13 @@ def test_code_replay_and_revoked_or_expired_refresh_tokens(graphsim, graphsim_se
 def test_pkce_verifier_checked_and_consent_denied(graphsim, graphsim_session):
     s = setup(graphsim)
     app = msal_app(graphsim, s, graphsim_session)
-    flow = app.initiate_auth_code_flow(["Calendars.ReadWrite"], redirect_uri=REDIRECT)
-    r = graphsim_session.get(flow["auth_uri"], allow_redirects=False)
-    q = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(r.headers["Location"]).query))
+    flow, q = consent(app, graphsim_session)
     tampered = dict(flow, code_verifier="x" * 43)
     bad = app.acquire_token_by_auth_code_flow(tampered, q)
     assert bad["error"] == "invalid_grant" and bad["error_codes"] == [501481]
 
     graphsim.deny_consent(True)
-    flow = app.initiate_auth_code_flow(["Calendars.ReadWrite"], redirect_uri=REDIRECT)
-    r = graphsim_session.get(flow["auth_uri"], allow_redirects=False)
-    q = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(r.headers["Location"]).query))
+    flow, q = consent(app, graphsim_session)
     assert q["error"] == "access_denied" and q["state"] == flow["state"]
     unregistered = graphsim_session.get(flow["auth_uri"].replace("localhost%3A7071", "evil.test"),
                                         allow_redirects=False)
