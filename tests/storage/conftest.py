@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -40,3 +41,22 @@ def repo(request: pytest.FixtureRequest, tmp_path) -> Iterator[Repository]:
         yield repository
     finally:
         repository.close()
+
+
+def race(contenders: list[Repository], attempt: Callable[[int, Repository], bool]) -> list[int]:
+    """Every contender runs `attempt(index, repository)` at once (one thread each, released together);
+    returns the indexes of those for which it returned true."""
+    won: list[int] = []
+    start = threading.Barrier(len(contenders))
+
+    def run(index: int) -> None:
+        start.wait()
+        if attempt(index, contenders[index]):
+            won.append(index)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(contenders))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return won

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from shared.storage import Repository
-from tests.storage.conftest import make_repository
+from tests.storage.conftest import make_repository, race
 
 FLOW = {"state": "s", "code_verifier": "v" * 43, "nonce": "n", "auth_uri": "https://login/authorize?x=1"}
 
@@ -40,24 +39,6 @@ def test_expired_flows_are_never_returned_and_are_swept(repo: Repository):
     assert repo.take_flow("fresh") == {"flow": FLOW}
 
 
-def race(takers: list[Repository], key: str) -> list[int]:
-    """Every taker calls take_flow(key) at once; returns the indexes of those that got the flow."""
-    got: list[int] = []
-    start = threading.Barrier(len(takers))
-
-    def take(index: int) -> None:
-        start.wait()
-        if takers[index].take_flow(key) is not None:
-            got.append(index)
-
-    threads = [threading.Thread(target=take, args=(i,)) for i in range(len(takers))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return got
-
-
 def test_eight_concurrent_takers_one_winner(repo: Repository, request, tmp_path):
     """Eight repository instances (like separate app instances) take the same flow at once."""
     backend = request.node.callspec.params["repo"]
@@ -65,7 +46,7 @@ def test_eight_concurrent_takers_one_winner(repo: Repository, request, tmp_path)
     try:
         for round_ in range(3):
             repo.put_flow(f"contended-{round_}", {"flow": FLOW}, later())
-            winners = race(others, f"contended-{round_}")
+            winners = race(others, lambda _, taker, key=f"contended-{round_}": taker.take_flow(key) is not None)
             assert len(winners) == 1, winners
     finally:
         for other in others:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import threading
 import time
 
 from shared.storage import Repository
-from tests.storage.conftest import make_repository
+from tests.storage.conftest import make_repository, race
 
 
 def test_one_holder_until_release(repo: Repository):
@@ -34,19 +33,9 @@ def test_contending_instances_get_exactly_one_winner(repo: Repository, request, 
     backend = request.node.callspec.params["repo"]
     shared_tables = getattr(repo, "prefix", None)  # Table Storage: the same tables as `repo`
     others = [make_repository(backend, request, tmp_path, prefix=shared_tables) for _ in range(8)]
-    winners: list[str] = []
-    start = threading.Barrier(len(others))
-
-    def contend(index: int) -> None:
-        start.wait()
-        if others[index].acquire_lease("sync:busy", f"w{index}", 60):
-            winners.append(f"w{index}")
-
-    threads = [threading.Thread(target=contend, args=(i,)) for i in range(len(others))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    for other in others:
-        other.close()
+    try:
+        winners = race(others, lambda index, worker: worker.acquire_lease("sync:busy", f"w{index}", 60))
+    finally:
+        for other in others:
+            other.close()
     assert len(winners) == 1, winners
