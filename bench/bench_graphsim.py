@@ -1,6 +1,6 @@
 """Event mutations per second on the Graph simulator with change notifications delivered.
 
-Usage: .venv/bin/python bench/bench_graphsim.py [--mutations N] [--threads T] [--subscribers S]
+Usage: .venv/bin/python bench/bench_graphsim.py [--mutations N] [--threads T] [--users U]
 Prints two figures: mutations through the Python control API, and through Graph HTTPS calls (PATCH
 /users/{id}/events/{id} with an app token), each measured until every notification has reached a local
 receiver (rate = mutations / time to last delivery).
