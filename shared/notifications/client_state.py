@@ -45,6 +45,7 @@ class SubscriptionTarget:
     lifecycle_notification_url: str
     client_state: str
     sid: str
+    kid: str  # the id of the key that signed client_state (also in both URLs)
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,7 @@ def issue(kind: str, value: str, settings=None) -> SubscriptionTarget:
         lifecycle_notification_url=f"{base}/api/graph/lifecycle?{query}",
         client_state=_mac(key, kid, sid),
         sid=sid,
+        kid=kid,
     )
 
 

@@ -13,7 +13,6 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 from shared.subscriptions import limits
 
@@ -161,8 +160,7 @@ def create_subscription(user_id: str, settings=None, *, repo: Any = None) -> Sub
     if not subscription_id or expiration is None:
         raise SubscriptionError(user_id, f"Graph answered the creation without id or expiry: {created!r:.200}")
     repo.set_events_subscription(user_id, subscription_id, expiration)
-    kid = parse_qs(urlsplit(target.notification_url).query).get("kid", [None])[0]
-    repo.update_account(user_id, subscription_resource=resource, subscription_client_state_id=kid)
+    repo.update_account(user_id, subscription_resource=resource, subscription_client_state_id=target.kid)
     record_error(repo, user_id, None)
     log.info("user %s: subscription %s created, expires %s", user_id, subscription_id, limits.iso(expiration))
     return Subscription(user_id, subscription_id, expiration, resource, created=True)

@@ -31,6 +31,7 @@ def test_ensure_creates_a_delegated_subscription_once(keep):
     assert sub.immutable_ids, "Prefer: IdType=ImmutableId is sent at creation"
     query = dict(p.split("=", 1) for p in sub.notification_url.split("?", 1)[1].split("&"))
     assert client_state.verify(query["sid"], query["kid"], sub.client_state).value == user
+    assert _repo().get_account(user).subscription_client_state_id == query["kid"]
     row = _repo().get_user(user)
     assert row.events_subscription_id == first.id
     assert abs((row.events_subscription_expiration - first.expiration).total_seconds()) < 1

@@ -22,6 +22,7 @@ def test_issued_state_verifies_from_the_url_alone(settings):
     assert target.lifecycle_notification_url.startswith("https://calendar.example.com/api/graph/lifecycle?")
     assert len(target.client_state) <= 128
     query = _query(target.notification_url)
+    assert query == _query(target.lifecycle_notification_url) == {"sid": target.sid, "kid": target.kid}
     routing = client_state.verify(query["sid"], query["kid"], target.client_state)
     assert routing == client_state.Routing("sync", "user-1")
 

@@ -124,6 +124,6 @@ def test_queue_down_answers_503_so_graph_retries(env):
         raise OSError("queue unreachable")
 
     reply = receiver.handle(json.dumps({"value": [_item(alice)]}).encode(), "application/json",
-                            {"sid": alice.sid, "kid": alice.notification_url.rsplit("kid=", 1)[1]}, enqueue=broken)
+                            {"sid": alice.sid, "kid": alice.kid}, enqueue=broken)
     assert reply.status == 503
     assert receiver.counters()["enqueue_failures"] == 1
