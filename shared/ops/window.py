@@ -17,7 +17,7 @@ def enqueue_window_syncs(settings=None, *, now: dt.datetime | None = None) -> li
     from shared.config import get_settings
     from shared.queues.messages import SyncRequest, enqueue_sync
     from shared.storage import open_repository
-    from shared.sync.window import current_window
+    from shared.sync.window import current_window, same_window
 
     settings = settings or get_settings()
     repo = open_repository(settings)
@@ -29,7 +29,7 @@ def enqueue_window_syncs(settings=None, *, now: dt.datetime | None = None) -> li
         user_id = account.microsoft_user_id
         calendars = repo.list_calendars(user_id)
         cursors = [repo.get_cursor(user_id, c.microsoft_calendar_id) for c in calendars]
-        if calendars and all(c is not None and (c.window_start, c.window_end) == window for c in cursors):
+        if calendars and all(c is not None and same_window((c.window_start, c.window_end), window) for c in cursors):
             continue
         enqueue_sync(SyncRequest(user_id, "window"), settings)
         queued.append(user_id)
