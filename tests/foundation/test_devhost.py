@@ -96,9 +96,15 @@ def test_queue_trigger_runs_messages_and_parks_poison(host):
     assert [m.body for m in poison] == ["boom"]
 
 
-def test_timer_schedule_resolves_from_app_settings(host):
+def test_timer_schedule_resolves_from_app_settings(host, monkeypatch):
+    from devhost.settings import resolve_app_setting
+    from shared.config import get_settings
+
     (job,) = host.timers
     assert job.schedule == "%RENEWAL_SCHEDULE%"
+    assert resolve_app_setting(job.schedule) == get_settings().renewal_schedule  # the code's default
+    monkeypatch.setenv("RENEWAL_SCHEDULE", "0 0 */2 * * *")
+    assert resolve_app_setting(job.schedule) == "0 0 */2 * * *"  # an app setting wins
     host.fire_timer("tick")
     assert ("tick", False) in host.calls
 
