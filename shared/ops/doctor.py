@@ -101,15 +101,14 @@ def check_queue(settings) -> Iterator[Check]:
         return
     depth = open_queue(SYNC_QUEUE, settings).depth()
     yield Check("queue", True, f"send/receive roundtrip ok; {SYNC_QUEUE} holds {depth}")
-    for name in (SYNC_QUEUE,):
-        poison = open_queue(poison_queue_name(name), settings).depth()
-        if poison:
-            yield Check("poison queue", False, f"{poison} message(s) in {poison_queue_name(name)} failed "
-                                               "maxDequeueCount times",
-                        "see the cause in the logs / `python -m shared status`, fix it, then "
-                        "`python -m shared replay-poison`")
-        else:
-            yield Check("poison queue", True, f"{poison_queue_name(name)} is empty")
+    poison_name = poison_queue_name(SYNC_QUEUE)
+    poison = open_queue(poison_name, settings).depth()
+    if poison:
+        yield Check("poison queue", False, f"{poison} message(s) in {poison_name} failed maxDequeueCount times",
+                    "see the cause in the logs / `python -m shared status`, fix it, then "
+                    "`python -m shared replay-poison`")
+    else:
+        yield Check("poison queue", True, f"{poison_name} is empty")
 
 
 def check_users(settings, now: dt.datetime | None = None) -> Iterator[Check]:
