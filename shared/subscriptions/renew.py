@@ -205,7 +205,7 @@ def _batch_renew(items: list[_Item], settings) -> list[tuple[str, str, str | Non
             def fail(item=item, error=error) -> str:
                 from shared.storage import open_repository
 
-                raise _as_failure(item.user_id, error, open_repository(settings))
+                raise failure(open_repository(settings), item.user_id, error, "renewing the subscription")
 
             results.append((item.user_id, *_guard(item, fail, settings)))
     return results
@@ -219,10 +219,6 @@ def _batch_error(response: dict[str, Any]) -> Any:
     status = int(response.get("status", 500))
     return GraphError(status, code or f"HTTP{status}", message or f"HTTP {status}", request_id=request_id,
                       method="PATCH", url="/subscriptions/{id} ($batch)")
-
-
-def _as_failure(user_id: str, error: Any, repo: Any) -> SubscriptionError:
-    return failure(repo, user_id, error, "renewing the subscription")
 
 
 def _list_app_subscriptions(settings) -> set[str]:
