@@ -24,6 +24,7 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, suppress
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -58,6 +59,10 @@ ACCOUNT_STATUSES = ("linked", "reauth_required", "unlinked")
 ACCOUNT_MODES = ("delegated", "app_only")
 # A queue message holds 48 KB of text (64 KB once base64-encoded); a row whose JSON is bigger is published
 MAX_FLOW_CHARS = 30_000  # one Table Storage property; MSAL's flow dict is ~2 KB
+
+
+# (table, key) -> (kind, digest) of the rows the current `_atomic` unit has tried to write so far.
+_ATTEMPTED: ContextVar[dict[tuple[str, str], tuple[str, str]] | None] = ContextVar("attempted_writes", default=None)
 
 
 class Conflict(Exception):
@@ -301,24 +306,48 @@ class Repository(ABC):
 
     # ------------------------------------------------------------------ shared machinery
     def _atomic(self, partition: str, unit: Any) -> Any:
-        """Run `unit(tx)` in one transaction, again from the start when a concurrent writer won a race."""
-        for attempt in range(self.max_attempts):
-            try:
-                with self._transaction(partition) as tx:
-                    return unit(tx)
-            except Conflict:
-                if attempt == self.max_attempts - 1:
-                    raise
-                time.sleep(random.uniform(0, 0.01 * 2 ** attempt))
-        raise AssertionError("unreachable")
+        """Run `unit(tx)` in one transaction, again from the start when a concurrent writer won a race.
+
+        A backend without multi-batch transactions (Table Storage) may have applied part of a failed
+        attempt; `_attempted` remembers what each attempt wrote, so a retry still reports those rows
+        as changed instead of finding them already stored and dropping them from the result.
+        """
+        token = _ATTEMPTED.set({})
+        try:
+            for attempt in range(self.max_attempts):
+                try:
+                    with self._transaction(partition) as tx:
+                        return unit(tx)
+                except Conflict:
+                    if attempt == self.max_attempts - 1:
+                        raise
+                    time.sleep(random.uniform(0, 0.01 * 2 ** attempt))
+            raise AssertionError("unreachable")
+        finally:
+            _ATTEMPTED.reset(token)
 
     def _upsert_rows(self, tx: Any, spec: TableSpec, partition: str, rows: list[Mapped],
                      now: datetime) -> list[ChangedRow]:
         stored = self._fetch_stored(tx, spec, partition, [r.key for r in rows])
-        writes = [(r, stored.get(r.key)) for r in rows if r.key not in stored or should_write(stored[r.key], r)]
+        attempted = _ATTEMPTED.get()
+        changes: list[ChangedRow] = []
+        writes: list[tuple[Mapped, Stored | None]] = []
+        for row in rows:
+            found = stored.get(row.key)
+            earlier = attempted.get((spec.name, row.key)) if attempted is not None else None
+            if found is None or should_write(found, row):
+                writes.append((row, found))
+                kind = earlier[0] if earlier else ("updated" if found else "created")
+                changes.append(ChangedRow(spec.name, row.key, kind, row.data))
+            elif earlier is not None and earlier[1] == row.digest == found.digest:
+                changes.append(ChangedRow(spec.name, row.key, earlier[0], row.data))  # an earlier attempt wrote it
         if writes:
+            if attempted is not None:
+                for row, found in writes:
+                    attempted[(spec.name, row.key)] = (
+                        attempted.get((spec.name, row.key), ("updated" if found else "created",))[0], row.digest)
             self._write_rows(tx, spec, partition, writes, now)
-        return [ChangedRow(spec.name, r.key, "updated" if s else "created", r.data) for r, s in writes]
+        return changes
 
     def _upsert(self, tx: Any, spec: TableSpec, partition: str, rows: Iterable[Incoming]) -> list[ChangedRow]:
         ordered = sorted(dedupe(rows), key=lambda r: r.key)  # one lock order for concurrent writers
