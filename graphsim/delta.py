@@ -40,7 +40,7 @@ class Round:
 
 
 def sync_state_not_found() -> GraphError:
-    return GraphError(410, "SyncStateNotFound",
+    return GraphError(410, "syncStateNotFound",
                       "The sync state generation is not found; the delta token has expired or was evicted. "
                       "Start a new synchronization round without a delta token.")
 
