@@ -56,6 +56,8 @@ class GraphSimulator:
     def start(self) -> GraphSimulator:
         if self._httpd is None:
             self.certs = certs.generate()
+            # Endpoints with a certificate from this CA (Receiver(tls=...)) are trusted like public ones.
+            self.delivery.ssl_context.load_verify_locations(self.certs.ca_file)
             self._httpd, _ = server.serve(self, self.host, self.port, self.certs.server_context())
             self.port = self._httpd.server_address[1]
         return self
