@@ -293,3 +293,31 @@ def test_receiver_over_http_is_refused_by_default(strict_sim: GraphSimulator) ->
     finally:
         plain.close()
     assert r.status_code == 400 and plain.validations == []
+
+
+def test_msal_flows_against_the_default_simulator(strict_sim: GraphSimulator) -> None:
+    """MSAL's auth code + PKCE, refresh, client credentials, and the errors it must surface."""
+    import msal
+
+    from tests.graphsim.helpers import consent, msal_app
+
+    sim = strict_sim
+    sim.reset()
+    session = requests.Session()
+    session.verify, session.trust_env = sim.ca_file, False
+    s = setup(sim)
+    app = msal_app(sim, s, session)
+    flow, q = consent(app, session)
+    assert flow["code_verifier"] and "code_challenge=" in flow["auth_uri"]
+    first = app.acquire_token_by_auth_code_flow(flow, q)
+    assert first["id_token_claims"]["auth_time"] and first["refresh_token"]
+    assert "error" in app.acquire_token_by_auth_code_flow(flow, q)           # a code redeems once
+    again = app.acquire_token_by_refresh_token(first["refresh_token"], ["Calendars.ReadWrite"])
+    assert again["access_token"] != first["access_token"]
+    wider = app.acquire_token_by_refresh_token(first["refresh_token"], ["Files.Read"])
+    assert wider["error"] == "invalid_grant" and 65001 in wider["error_codes"]
+    assert app.acquire_token_for_client(["https://graph.microsoft.com/.default"])["token_type"] == "Bearer"
+    bad = msal.ConfidentialClientApplication(s.client_id, client_credential="wrong", authority=sim.authority(s.tenant),
+                                             instance_discovery=False, validate_authority=False,
+                                             http_client=session)
+    assert bad.acquire_token_for_client(["https://graph.microsoft.com/.default"])["error"] == "invalid_client"
