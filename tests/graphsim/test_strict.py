@@ -250,8 +250,8 @@ def test_function_call_parentheses_are_accepted(api):
     assert session.get(f"{g}/me/mailFolders/inbox/messages/delta()", headers=h).status_code == 200
 
 
-def test_action_parameters_are_case_insensitive(api, graphsim):
-    session, g, h, s = api
+def test_action_parameters_are_case_insensitive(api):
+    session, g, h, _ = api
     r = session.post(f"{g}/me/sendMail", headers=h, json={
         "Message": {"subject": "Pascal", "toRecipients": [{"emailAddress": {"address": "adele@contoso.test"}}]},
         "SaveToSentItems": False})
