@@ -73,8 +73,7 @@ class OAuthError(Exception):
         ts = now().strftime("%Y-%m-%d %H:%M:%SZ")
         return {
             "error": self.error,
-            "error_description": f"AADSTS{self.aadsts}: {self.text} Trace ID: {trace} Correlation ID: "
-                                 f"{corr} Timestamp: {ts}",
+            "error_description": describe(self.aadsts, self.text, trace, corr, ts),
             "error_codes": [self.aadsts], "timestamp": ts, "trace_id": trace, "correlation_id": corr,
             "error_uri": f"https://login.microsoftonline.com/error?code={self.aadsts}",
         }
@@ -182,7 +181,8 @@ class Identity:
             return 302, {"Location": redirect_uri + sep + urllib.parse.urlencode(params)}, b""
 
         def err(error: str, code: int, text: str) -> tuple[int, dict[str, str], bytes]:
-            return redirect({"error": error, "error_description": f"AADSTS{code}: {text}",
+            desc = describe(code, text, new_guid(), new_guid(), now().strftime("%Y-%m-%d %H:%M:%SZ"))
+            return redirect({"error": error, "error_description": desc,
                              "error_uri": f"https://login.microsoftonline.com/error?code={code}"})
 
         if q.get("response_type") != "code":
@@ -444,6 +444,12 @@ class Identity:
 
     def lookup(self, token: str) -> AccessToken | None:
         return self.access_tokens.get(token)
+
+
+def describe(aadsts: int, text: str, trace: str, correlation: str, timestamp: str) -> str:
+    """Entra ID's error_description: the AADSTS line, then trace, correlation and time on their own lines."""
+    return (f"AADSTS{aadsts}: {text}\r\nTrace ID: {trace}\r\nCorrelation ID: {correlation}\r\n"
+            f"Timestamp: {timestamp}")
 
 
 def _client_info(uid: str, utid: str) -> str:
