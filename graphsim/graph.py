@@ -553,8 +553,8 @@ class Graph:
                 start, end = _window(q)
                 rnd = delta_mod.initial_round(mb, calendar_id, start, end, size)
             chunk = rnd.items[rnd.offset: rnd.offset + rnd.page_size]
-            value = [self._render(ctx, ev, inst) if kind == "full" else delta_mod.removed_item(ev)
-                     for kind, ev, inst in chunk]
+            value = [{"@odata.type": delta_mod.EVENT_TYPE, **self._render(ctx, ev, inst)} if kind == "full"
+                     else delta_mod.removed_item(ev) for kind, ev, inst in chunk]
             rest = delta_mod.Round(rnd.user_id, rnd.items, rnd.offset + rnd.page_size, size, rnd.final)
         body: dict[str, Any] = {"@odata.context": f"{self.sim.graph_url}/$metadata#Collection(event)"}
         if rest.offset < len(rest.items):
