@@ -36,7 +36,7 @@ def main() -> None:
     ap.add_argument("--users", type=int, default=4)
     args = ap.parse_args()
     recv = Receiver()
-    sim = GraphSimulator(mailbox_rate_limit=10**9).start()
+    sim = GraphSimulator(mailbox_rate_limit=10**9, allow_http_notification_urls=True).start()  # plain-http receiver
     try:
         tenant = sim.create_tenant()
         cid, secret = sim.register_app(tenant)

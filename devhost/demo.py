@@ -56,7 +56,7 @@ def start_simulator(port: int) -> tuple[Any, dict[str, Any]]:
     from graphsim import GraphSimulator
     from graphsim.demo import seed
 
-    sim = GraphSimulator().start()
+    sim = GraphSimulator(allow_http_notification_urls=True).start()   # the local host serves plain http
     demo = seed(sim)
     redirect = f"http://127.0.0.1:{port}/api/oauth/callback"
     if redirect != demo["redirect_uri"]:

@@ -30,8 +30,10 @@ def run_batch(sim: GraphSimulator, req: Request) -> Response:
     by_id = {str(r["id"]): r for r in reqs}
     for r in reqs:
         url = str(r.get("url", ""))
-        if url.lower().startswith(("http://", "https://")):
-            raise GraphError(400, "BadRequest", "Batch request urls must be relative.")
+        # Absolute URLs are accepted for this service and version (msgraph-sdk sends them), nothing else.
+        if url.lower().startswith(("http://", "https://")) and not url.startswith(sim.graph_url + "/"):
+            raise GraphError(400, "BadRequest", "Batch request urls must be relative or point to this "
+                             "service and version.")
         for dep in r.get("dependsOn") or []:
             if dep not in by_id:
                 raise GraphError(400, "BadRequest", f"Request '{r['id']}' depends on unknown id '{dep}'.")
@@ -67,7 +69,7 @@ def _one(sim: GraphSimulator, outer: Request, r: dict[str, Any]) -> dict[str, An
         return {"id": rid, "status": 400, "body": {"error": {
             "code": "BadRequest", "message": "Content-Type header is required when a body is present."}}}
     raw = json.dumps(body).encode() if body is not None and not isinstance(body, str) else (body or "").encode()
-    url = str(r.get("url", ""))
+    url = str(r.get("url", "")).removeprefix(sim.graph_url)
     target = "/v1.0" + (url if url.startswith("/") else "/" + url)
     h = dict(headers)
     h["authorization"] = outer.headers.get("authorization", "")

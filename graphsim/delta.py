@@ -13,7 +13,7 @@ from . import events as ev_mod
 from .store import Mailbox
 from .util import GraphError
 
-REMOVED_TYPE = "#microsoft.graph.event"
+EVENT_TYPE = "#microsoft.graph.event"   # Graph annotates every delta item with it
 
 
 @dataclass
@@ -40,7 +40,7 @@ class Round:
 
 
 def sync_state_not_found() -> GraphError:
-    return GraphError(410, "SyncStateNotFound",
+    return GraphError(410, "syncStateNotFound",
                       "The sync state generation is not found; the delta token has expired or was evicted. "
                       "Start a new synchronization round without a delta token.")
 
@@ -142,4 +142,4 @@ def next_round(mb: Mailbox, state: SyncState, page_size: int) -> Round:
 
 
 def removed_item(item_id: str) -> dict[str, Any]:
-    return {"@odata.type": REMOVED_TYPE, "id": item_id, "@removed": {"reason": "deleted"}}
+    return {"@odata.type": EVENT_TYPE, "id": item_id, "@removed": {"reason": "deleted"}}

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import recurrence, timezones
+from . import recurrence, schema, timezones
 from .util import UTC, GraphError, b64url, b64url_decode, iso_z, new_guid, new_item_id, now
 
 OCC_PREFIX = "AAMkOcc"
@@ -23,6 +23,9 @@ WRITABLE = {
 }
 # Writable fields stored as sent; start/end/isAllDay/recurrence are parsed into Times / recurrence.
 PLAIN_FIELDS = WRITABLE - {"start", "end", "isAllDay", "recurrence"}
+NO_RESPONSE = {"response": "none", "time": "0001-01-01T00:00:00Z"}
+HTML_HEAD = ('<html><head>\r\n<meta http-equiv="Content-Type" content="text/html; charset=utf-8">\r\n'
+             '<meta content="text/html; charset=us-ascii">\r\n</head><body>')
 DEFAULT_LOCATION = {"displayName": "", "locationType": "default", "uniqueIdType": "unknown",
                     "address": {}, "coordinates": {}}
 
@@ -138,14 +141,7 @@ class Instance:
 
 def build_event(user: dict, calendar_id: str, body: dict[str, Any]) -> Event:
     """Create an event record from a POST body, applying Graph's defaults."""
-    unknown = [k for k in body if k not in WRITABLE and not k.startswith("@odata")
-               and k not in ("id", "type", "originalStartTimeZone", "originalEndTimeZone", "iCalUId",
-                             "isOrganizer", "responseStatus", "isCancelled", "uid")]
-    if unknown:
-        raise GraphError(400, "RequestBodyRead",
-                         f"The property '{unknown[0]}' does not exist on type 'microsoft.graph.event'. "
-                         "Make sure to only use property names that are defined by the type or mark the "
-                         "type as open type.")
+    body = normalize(schema.validate(body, "event"))
     if "start" not in body or "end" not in body:
         raise GraphError(400, "ErrorInvalidRequest", "Your request can't be completed. Start and End are "
                          "required.")
@@ -183,6 +179,31 @@ def build_event(user: dict, calendar_id: str, body: dict[str, Any]) -> Event:
         local_start = times.start.astimezone(timezones.zone(times.start_tz)).date()
         ev.recurrence = recurrence.normalize(body["recurrence"], local_start, times.start_tz)
     return ev
+
+
+def normalize(body: dict[str, Any]) -> dict[str, Any]:
+    """What Exchange stores for a validated body: HTML wrapped in a document, attendee status, location ids."""
+    b = body.get("body")
+    if isinstance(b, dict) and b.get("contentType") == "html" and isinstance(b.get("content"), str) \
+            and not b["content"].lstrip().lower().startswith("<html"):
+        body["body"] = {**b, "content": HTML_HEAD + b["content"] + "</body></html>"}
+    if isinstance(body.get("attendees"), list):
+        body["attendees"] = [{"type": "required", **a, "status": a.get("status") or dict(NO_RESPONSE)}
+                             if isinstance(a, dict) else a for a in body["attendees"]]
+    for key in ("location",):
+        if isinstance(body.get(key), dict):
+            body[key] = _location(body[key])
+    if isinstance(body.get("locations"), list):
+        body["locations"] = [_location(loc) if isinstance(loc, dict) else loc for loc in body["locations"]]
+    return body
+
+
+def _location(loc: dict[str, Any]) -> dict[str, Any]:
+    out = {**DEFAULT_LOCATION, **loc}
+    if out.get("displayName") and not loc.get("uniqueId"):
+        out["uniqueId"] = out["displayName"]
+        out["uniqueIdType"] = loc.get("uniqueIdType") or "private"
+    return out
 
 
 def apply_patch(ev: Event, body: dict[str, Any]) -> None:
@@ -316,7 +337,6 @@ def render(ev: Event, tz: str | None, base_url: str, inst: Instance | None = Non
         "originalStartTimeZone": ev.times.start_tz,
         "originalEndTimeZone": ev.times.end_tz,
         "iCalUId": ical,
-        "uid": ev.uid,
         "reminderMinutesBeforeStart": fields["reminderMinutesBeforeStart"],
         "isReminderOn": fields["isReminderOn"],
         "hasAttachments": False,
@@ -349,4 +369,8 @@ def render(ev: Event, tz: str | None, base_url: str, inst: Instance | None = Non
         "organizer": fields["organizer"],
         "onlineMeeting": fields.get("onlineMeeting"),
     }
+    if inst is not None and inst.key is not None:
+        # Occurrences and exceptions name the slot the series put them in (where an exception moved from).
+        day = dt.datetime.strptime(inst.key, "%Y%m%d").date()
+        out["originalStart"] = _occ_start(ev, day).strftime("%Y-%m-%dT%H:%M:%SZ")
     return out

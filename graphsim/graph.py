@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import delta as delta_mod
 from . import events as ev_mod
-from . import mail, schedule
+from . import mail, query, schedule, schema
 from .identity import AccessToken
 from .store import Mailbox
 from .util import GraphError, new_guid, parse_iso
@@ -67,6 +67,8 @@ def _segments(path: str) -> list[str]:
     out: list[str] = []
     for raw in path.strip("/").split("/"):
         seg = urllib.parse.unquote(raw)
+        if seg.endswith("()"):      # function call syntax: delta(), supportedLanguages()
+            seg = seg[:-2]
         m = re.fullmatch(r"(\w+)\('([^']*)'\)", seg)
         if m and not seg.lower().startswith("supportedtimezones"):
             out.extend([m.group(1), m.group(2)])
@@ -96,9 +98,24 @@ def _tpl(pattern: tuple[str, ...]) -> str:
 
 
 def page(ctx: Ctx, items: list[Any], render: Callable[[Any], dict], default: int = 10,
-         extra: dict[str, Any] | None = None, context: str | None = None) -> Response:
-    """Collection paging with $top/$skip and Prefer odata.maxpagesize, as Outlook resources do."""
+         extra: dict[str, Any] | None = None, context: str | None = None, entity: str | None = None) -> Response:
+    """Collection paging with $top/$skip and Prefer odata.maxpagesize, as Outlook resources do.
+
+    With `entity` (the v1.0 type of the items) $filter/$orderby/$count/$select are applied (or rejected);
+    `render` then gives the full item and $select is applied here.
+    """
     q = ctx.req.query
+    count = None
+    if entity is not None:
+        query.check_select(q, entity)
+        full = render
+        if any(k in q for k in query.OPTIONS):
+            rendered, count = query.apply([full(x) for x in items], q, entity)
+            items, full = rendered, (lambda d: d)
+        render = lambda x: _select(full(x), q)  # noqa: E731
+    elif any(k in q for k in query.OPTIONS):
+        raise GraphError(400, "BadRequest", "Query option '" + next(k for k in query.OPTIONS if k in q) +
+                         "' is not allowed on this resource.")
     prefer = ctx.req.prefer()
     headers: dict[str, str] = {}
     try:
@@ -120,6 +137,8 @@ def page(ctx: Ctx, items: list[Any], render: Callable[[Any], dict], default: int
     body: dict[str, Any] = {}
     if context:
         body["@odata.context"] = context
+    if count is not None:
+        body["@odata.count"] = count
     body["value"] = [render(x) for x in chunk]
     if skip + size < len(items):
         params = [(k, v) for k, v in urllib.parse.parse_qsl(ctx.req.raw_query, keep_blank_values=True)
@@ -151,6 +170,13 @@ def _window(q: dict[str, str]) -> tuple[dt.datetime, dt.datetime]:
     except ValueError:
         raise GraphError(400, "ErrorInvalidParameter", "The parameter 'StartDateTime' or 'EndDateTime' is not "
                          "a valid date/time.") from None
+
+
+def _unauthorized(message: str) -> GraphError:
+    """401 with the challenge Graph sends (clients read the authorization_uri from it)."""
+    return GraphError(401, "InvalidAuthenticationToken", message, {"WWW-Authenticate": (
+        'Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", '
+        'client_id="00000003-0000-0000-c000-000000000000"')})
 
 
 class Graph:
@@ -212,17 +238,16 @@ class Graph:
     def authenticate(self, req: Request) -> AccessToken:
         auth = req.headers.get("authorization", "")
         if not auth:
-            raise GraphError(401, "InvalidAuthenticationToken", "Access token is empty.")
+            raise _unauthorized("Access token is empty.")
         if not auth.lower().startswith("bearer "):
-            raise GraphError(401, "InvalidAuthenticationToken", "Access token validation failure.")
+            raise _unauthorized("Access token validation failure.")
         tok = self.sim.identity.lookup(auth[7:].strip())
         if tok is None:
-            raise GraphError(401, "InvalidAuthenticationToken",
-                             "IDX14100: JWT is not well formed, there are no dots (.) or the token is not "
-                             "issued by this service." if "." not in auth else
-                             "Access token validation failure. Invalid audience.")
+            raise _unauthorized("IDX14100: JWT is not well formed, there are no dots (.) or the token is not "
+                                "issued by this service." if "." not in auth else
+                                "Access token validation failure. Invalid audience.")
         if tok.expires < time.time():
-            raise GraphError(401, "InvalidAuthenticationToken", "Lifetime validation failed, the token is expired.")
+            raise _unauthorized("Lifetime validation failed, the token is expired.")
         return tok
 
     def handle(self, req: Request) -> Response:
@@ -322,6 +347,7 @@ class Graph:
     # -- users -----------------------------------------------------------------
     def get_user(self, ctx: Ctx, args: list[str]) -> Response:
         assert ctx.mb is not None
+        query.check_select(ctx.req.query, "user")
         body = {"@odata.context": f"{self.sim.graph_url}/$metadata#users/$entity", **ctx.mb.user}
         return Response.json(200, _select(body, ctx.req.query))
 
@@ -331,8 +357,8 @@ class Graph:
                              "operation.")
         users = [mb.user for mb in self.sim.store.mailboxes.values() if mb.tenant_id == token.tenant_id]
         ctx = Ctx(self.sim, req, token, None, "")
-        resp = page(ctx, users, lambda u: _select(dict(u), req.query), default=100,
-                    context=f"{self.sim.graph_url}/$metadata#users")
+        resp = page(ctx, users, dict, default=100, context=f"{self.sim.graph_url}/$metadata#users",
+                    entity="user")
         resp.template = "GET /v1.0/users"
         return resp
 
@@ -345,24 +371,27 @@ class Graph:
         mb = ctx.mb
         assert mb is not None
         cals = list(mb.calendars.values())
-        return page(ctx, cals, lambda c: _select(self.sim.store.render_calendar(mb, c), ctx.req.query),
-                    context=f"{self.sim.graph_url}/$metadata#users('{mb.id}')/calendars")
+        return page(ctx, cals, lambda c: self.sim.store.render_calendar(mb, c),
+                    context=f"{self.sim.graph_url}/$metadata#users('{mb.id}')/calendars", entity="calendar")
 
     def get_calendar(self, ctx: Ctx, args: list[str]) -> Response:
         assert ctx.mb is not None
         cal = self._cal(ctx, args)
-        return Response.json(200, _select(self.sim.store.render_calendar(ctx.mb, cal), ctx.req.query))
+        query.check_select(ctx.req.query, "calendar")
+        body = {"@odata.context": f"{self.sim.graph_url}/$metadata#users('{ctx.mb.id}')/calendars/$entity",
+                **self.sim.store.render_calendar(ctx.mb, cal)}
+        return Response.json(200, _select(body, ctx.req.query))
 
     def create_calendar(self, ctx: Ctx, args: list[str]) -> Response:
         assert ctx.mb is not None
-        body = ctx.req.json()
+        body = schema.validate(ctx.req.json(), "calendar")
         cal = self.sim.store.create_calendar(ctx.mb, str(body.get("name") or ""), body.get("color") or "auto")
         return Response.json(201, self.sim.store.render_calendar(ctx.mb, cal))
 
     def patch_calendar(self, ctx: Ctx, args: list[str]) -> Response:
         assert ctx.mb is not None
         cal = self._cal(ctx, args)
-        body = ctx.req.json()
+        body = schema.validate(ctx.req.json(), "calendar")
         cal = self.sim.store.update_calendar(ctx.mb, cal.id, **{k: v for k, v in body.items()
                                                                  if k in ("name", "color", "hexColor")})
         return Response.json(200, self.sim.store.render_calendar(ctx.mb, cal))
@@ -384,7 +413,8 @@ class Graph:
         cal = self._cal(ctx, args)
         with self.sim.store.lock:
             evs = sorted(self.sim.store.events_in(ctx.mb, cal.id), key=lambda e: (e.created, e.id))
-        return page(ctx, evs, lambda e: _select(self._render(ctx, e), ctx.req.query))
+        return page(ctx, evs, lambda e: self._render(ctx, e), entity="event",
+                    context=f"{self.sim.graph_url}/$metadata#users('{ctx.mb.id}')/events")
 
     def create_event(self, ctx: Ctx, args: list[str]) -> Response:
         assert ctx.mb is not None
@@ -406,31 +436,46 @@ class Graph:
             ev, key = self._resolve(ctx, args[-1], cal_id)
             inst = ev_mod.find_instance(ev, key) if key else None
             body = self._render(ctx, ev, inst)
+        query.check_select(ctx.req.query, "event")
+        body = {"@odata.context": f"{self.sim.graph_url}/$metadata#users('{ctx.mb.id}')/events/$entity", **body}
         return Response.json(200, _select(body, ctx.req.query), self._tz_headers(ctx))
+
+    def _if_match(self, ctx: Ctx, ev: ev_mod.Event, key: str | None) -> None:
+        """412 when If-Match names another version of the item (Exchange compares change keys)."""
+        wanted = ctx.req.headers.get("if-match")
+        if not wanted or wanted.strip() == "*":
+            return
+        exc = ev.exceptions.get(key) if key else None
+        current = exc.change_key if exc is not None and exc.change_key else ev.change_key
+        if wanted.strip() != f'W/"{current}"':
+            raise GraphError(412, "ErrorIrresolvableConflict", "The send or update operation could not be "
+                             "performed because the change key passed in the request does not match the "
+                             "current change key for the item.")
 
     def patch_event(self, ctx: Ctx, args: list[str], cal_id: str | None = None) -> Response:
         assert ctx.mb is not None
         body = ctx.req.json()
         with self.sim.store.lock:
-            self._resolve(ctx, args[-1], cal_id)
+            self._if_match(ctx, *self._resolve(ctx, args[-1], cal_id))
             ev, key = self.sim.store.update_event(ctx.mb, args[-1], body)
             inst = ev_mod.find_instance(ev, key) if key else None
-            out = self._render(ctx, ev, inst)
+            out = {"@odata.context": f"{self.sim.graph_url}/$metadata#users('{ctx.mb.id}')/events/$entity",
+                   **self._render(ctx, ev, inst)}
         return Response.json(200, out, self._tz_headers(ctx))
 
     def delete_event(self, ctx: Ctx, args: list[str], cal_id: str | None = None) -> Response:
         assert ctx.mb is not None
         with self.sim.store.lock:
-            self._resolve(ctx, args[-1], cal_id)
+            self._if_match(ctx, *self._resolve(ctx, args[-1], cal_id))
             self.sim.store.delete_event(ctx.mb, args[-1])
         return Response(204)
 
     def cancel_event(self, ctx: Ctx, args: list[str], cal_id: str | None = None) -> Response:
         assert ctx.mb is not None
-        body = ctx.req.json()
+        body = schema.action(ctx.req.json(), "cancel")
         with self.sim.store.lock:
             self._resolve(ctx, args[-1], cal_id)
-            self.sim.store.cancel_event(ctx.mb, args[-1], str(body.get("Comment") or body.get("comment") or ""))
+            self.sim.store.cancel_event(ctx.mb, args[-1], str(body.get("comment") or ""))
         return Response(202)
 
     def _in_cal(self, fn: Callable[..., Response]) -> Handler:
@@ -449,7 +494,8 @@ class Graph:
                                  "master.")
             insts = sorted(ev_mod.instances(ev, start, end), key=lambda i: (i.start, i.id))
             rendered = [self._render(ctx, ev, i) for i in insts]
-        return page(ctx, rendered, lambda d: _select(d, ctx.req.query))
+        return page(ctx, rendered, lambda d: d, entity="event",
+                    context=f"{self.sim.graph_url}/$metadata#Collection(event)")
 
     def calendar_view(self, ctx: Ctx, args: list[str]) -> Response:
         assert ctx.mb is not None
@@ -461,7 +507,8 @@ class Graph:
                 found.extend(ev_mod.instances(ev, start, end))
             found.sort(key=lambda i: (i.start, i.id))
             rendered = [self._render(ctx, i.event, i) for i in found]
-        return page(ctx, rendered, lambda d: _select(d, ctx.req.query))
+        return page(ctx, rendered, lambda d: d, entity="event",
+                    context=f"{self.sim.graph_url}/$metadata#Collection(event)")
 
     # -- delta ---------------------------------------------------------------------
     def calendar_view_delta(self, ctx: Ctx, args: list[str]) -> Response:
@@ -506,8 +553,8 @@ class Graph:
                 start, end = _window(q)
                 rnd = delta_mod.initial_round(mb, calendar_id, start, end, size)
             chunk = rnd.items[rnd.offset: rnd.offset + rnd.page_size]
-            value = [self._render(ctx, ev, inst) if kind == "full" else delta_mod.removed_item(ev)
-                     for kind, ev, inst in chunk]
+            value = [{"@odata.type": delta_mod.EVENT_TYPE, **self._render(ctx, ev, inst)} if kind == "full"
+                     else delta_mod.removed_item(ev) for kind, ev, inst in chunk]
             rest = delta_mod.Round(rnd.user_id, rnd.items, rnd.offset + rnd.page_size, size, rnd.final)
         body: dict[str, Any] = {"@odata.context": f"{self.sim.graph_url}/$metadata#Collection(event)"}
         if rest.offset < len(rest.items):
@@ -522,7 +569,8 @@ class Graph:
 
     # -- schedule / outlook ----------------------------------------------------
     def get_schedule(self, ctx: Ctx, args: list[str]) -> Response:
-        return Response.json(200, schedule.get_schedule(self.sim, ctx.req.json(), ctx.tz))
+        return Response.json(200, schedule.get_schedule(self.sim, schema.action(ctx.req.json(), "getSchedule"),
+                                                        ctx.tz))
 
     def supported_time_zones(self, ctx: Ctx, args: list[str]) -> Response:
         iana = "iana" in (args[0].lower() if args else "")
@@ -536,21 +584,27 @@ class Graph:
         mb = ctx.mb
         assert mb is not None
         roots = [f for f in mb.folders.values() if f.parent_id is None]
-        return page(ctx, roots, lambda f: _select(mail.render_folder(mb, f), ctx.req.query))
+        return page(ctx, roots, lambda f: mail.render_folder(mb, f), entity="mailFolder",
+                    context=f"{self.sim.graph_url}/$metadata#users('{mb.id}')/mailFolders")
 
     def get_folder(self, ctx: Ctx, args: list[str]) -> Response:
         assert ctx.mb is not None
-        return Response.json(200, mail.render_folder(ctx.mb, mail.folder(ctx.mb, args[0])))
+        query.check_select(ctx.req.query, "mailFolder")
+        body = {"@odata.context": f"{self.sim.graph_url}/$metadata#users('{ctx.mb.id}')/mailFolders/$entity",
+                **mail.render_folder(ctx.mb, mail.folder(ctx.mb, args[0]))}
+        return Response.json(200, _select(body, ctx.req.query))
 
     def create_folder(self, ctx: Ctx, args: list[str]) -> Response:
         assert ctx.mb is not None
-        f = mail.create_folder(self.sim.store, ctx.mb, None, str(ctx.req.json().get("displayName") or ""))
+        body = schema.validate(ctx.req.json(), "mailFolder")
+        f = mail.create_folder(self.sim.store, ctx.mb, None, str(body.get("displayName") or ""))
         return Response.json(201, mail.render_folder(ctx.mb, f))
 
     def create_child_folder(self, ctx: Ctx, args: list[str]) -> Response:
         assert ctx.mb is not None
         parent = mail.folder(ctx.mb, args[0])
-        f = mail.create_folder(self.sim.store, ctx.mb, parent, str(ctx.req.json().get("displayName") or ""))
+        body = schema.validate(ctx.req.json(), "mailFolder")
+        f = mail.create_folder(self.sim.store, ctx.mb, parent, str(body.get("displayName") or ""))
         return Response.json(201, mail.render_folder(ctx.mb, f))
 
     def delete_folder(self, ctx: Ctx, args: list[str]) -> Response:
@@ -563,7 +617,8 @@ class Graph:
         assert mb is not None
         parent = mail.folder(mb, args[0])
         kids = [f for f in mb.folders.values() if f.parent_id == parent.id]
-        return page(ctx, kids, lambda f: mail.render_folder(mb, f))
+        return page(ctx, kids, lambda f: mail.render_folder(mb, f), entity="mailFolder",
+                    context=f"{self.sim.graph_url}/$metadata#users('{mb.id}')/mailFolders('{parent.id}')/childFolders")
 
     def list_messages(self, ctx: Ctx, args: list[str]) -> Response:
         mb = ctx.mb
@@ -580,18 +635,20 @@ class Graph:
             if "$search" in q:
                 term = q["$search"].strip('"').lower()
                 msgs = [m for m in msgs if term in m["subject"].lower() or term in m["body"]["content"].lower()]
-            if "$filter" in q:
-                msgs = [m for m in msgs if _filter(q["$filter"], m)]
             msgs.sort(key=lambda m: m["receivedDateTime"], reverse=True)
-        return page(ctx, msgs, lambda m: _select(mail.public(m), q))
+        return page(ctx, msgs, mail.public, entity="message",
+                    context=f"{self.sim.graph_url}/$metadata#users('{mb.id}')/messages")
 
     def get_message(self, ctx: Ctx, args: list[str]) -> Response:
         assert ctx.mb is not None
-        return Response.json(200, _select(mail.public(mail.message(ctx.mb, args[0])), ctx.req.query))
+        query.check_select(ctx.req.query, "message")
+        body = {"@odata.context": f"{self.sim.graph_url}/$metadata#users('{ctx.mb.id}')/messages/$entity",
+                **mail.public(mail.message(ctx.mb, args[0]))}
+        return Response.json(200, _select(body, ctx.req.query))
 
     def patch_message(self, ctx: Ctx, args: list[str]) -> Response:
         assert ctx.mb is not None
-        body = ctx.req.json()
+        body = schema.validate(ctx.req.json(), "message")
         with self.sim.store.lock:
             m = mail.message(ctx.mb, args[0])
             for k in ("isRead", "categories", "importance", "subject", "flag"):
@@ -613,7 +670,7 @@ class Graph:
 
     def send_mail(self, ctx: Ctx, args: list[str]) -> Response:
         assert ctx.mb is not None
-        mail.send_mail(self.sim.store, ctx.mb, ctx.req.json())
+        mail.send_mail(self.sim.store, ctx.mb, schema.action(ctx.req.json(), "sendMail"))
         return Response(202)
 
     def messages_delta(self, ctx: Ctx, args: list[str]) -> Response:
@@ -701,31 +758,6 @@ class MailDelta:
     ids: list[str]
     offset: int
     select: list[str] | None
-
-
-_FILTER = re.compile(r"^\s*(\w+)\s+(eq|ne|ge|gt|le|lt)\s+(.+?)\s*$")
-
-
-def _filter(expr: str, m: dict[str, Any]) -> bool:
-    """A tiny $filter: `field op value` terms joined by `and` (enough for isRead/subject/dates)."""
-    for term in re.split(r"\s+and\s+", expr):
-        mt = _FILTER.match(term)
-        if not mt:
-            raise GraphError(400, "ErrorInvalidUrlQueryFilter", "The query filter contains one or more invalid "
-                             "nodes.")
-        field_, op, raw = mt.groups()
-        value: Any = raw.strip("'")
-        if raw in ("true", "false"):
-            value = raw == "true"
-        cur = m.get(field_)
-        ops = {"eq": lambda a, b: a == b, "ne": lambda a, b: a != b, "ge": lambda a, b: a >= b,
-               "gt": lambda a, b: a > b, "le": lambda a, b: a <= b, "lt": lambda a, b: a < b}
-        try:
-            if not ops[op](cur, value):
-                return False
-        except TypeError:
-            return False
-    return True
 
 
 def request_id() -> str:

@@ -73,8 +73,7 @@ class OAuthError(Exception):
         ts = now().strftime("%Y-%m-%d %H:%M:%SZ")
         return {
             "error": self.error,
-            "error_description": f"AADSTS{self.aadsts}: {self.text} Trace ID: {trace} Correlation ID: "
-                                 f"{corr} Timestamp: {ts}",
+            "error_description": describe(self.aadsts, self.text, trace, corr, ts),
             "error_codes": [self.aadsts], "timestamp": ts, "trace_id": trace, "correlation_id": corr,
             "error_uri": f"https://login.microsoftonline.com/error?code={self.aadsts}",
         }
@@ -182,7 +181,8 @@ class Identity:
             return 302, {"Location": redirect_uri + sep + urllib.parse.urlencode(params)}, b""
 
         def err(error: str, code: int, text: str) -> tuple[int, dict[str, str], bytes]:
-            return redirect({"error": error, "error_description": f"AADSTS{code}: {text}",
+            desc = describe(code, text, new_guid(), new_guid(), now().strftime("%Y-%m-%d %H:%M:%SZ"))
+            return redirect({"error": error, "error_description": desc,
                              "error_uri": f"https://login.microsoftonline.com/error?code={code}"})
 
         if q.get("response_type") != "code":
@@ -196,6 +196,11 @@ class Identity:
         if not scopes:
             return err("invalid_request", 900144, "The request body must contain the following parameter: "
                        "'scope'.")
+        missing = self._unconsented(app, scopes)
+        if missing:
+            return err("consent_required", 65001, f"The user or administrator has not consented to use the "
+                       f"application with ID '{client_id}'. Send an interactive authorization request for this "
+                       f"user and resource. (scope: {' '.join(missing)})")
         user_id = self._pick_user(tenant, q.get("login_hint"))
         if user_id is None:
             return err("invalid_request", 50020, "User account from identity provider does not exist in "
@@ -210,10 +215,20 @@ class Identity:
             self.codes[code] = {
                 "client_id": client_id, "redirect_uri": redirect_uri, "user_id": user_id,
                 "scopes": scopes, "challenge": challenge, "method": method, "nonce": q.get("nonce"),
-                "expires": time.time() + 600, "used": False,
+                "expires": time.time() + 600, "used": False, "auth_time": int(time.time()),
             }
         return redirect({"code": code, "client_info": _client_info(mb.id, mb.tenant_id),
                          "session_state": new_guid()})
+
+    @staticmethod
+    def _unconsented(app: App, scopes: list[str]) -> list[str]:
+        """Requested Graph scopes outside the app's consented delegated permissions (AAD: AADSTS65001)."""
+        out = []
+        for s in scopes:
+            short = s.rsplit("/", 1)[-1] if s.startswith(("https://", "api://", GRAPH_APP_ID)) else s
+            if s not in RESERVED and short != ".default" and short not in app.delegated_permissions:
+                out.append(s)
+        return out
 
     def _pick_user(self, tenant: str, login_hint: str | None) -> str | None:
         if login_hint:
@@ -294,7 +309,7 @@ class Identity:
                 raise OAuthError("invalid_grant", 501481, "The Code_Verifier does not match the "
                                  "code_challenge supplied in the authorization request.")
         return self._delegated_response(base, app, rec["user_id"], rec["scopes"], rec["nonce"],
-                                        form.get("client_info") == "1")
+                                        form.get("client_info") == "1", rec.get("auth_time"))
 
     def _grant_refresh(self, base: str, tenant: str, app: App, form: dict[str, str]) -> dict[str, Any]:
         rt_value = form.get("refresh_token", "")
@@ -335,10 +350,15 @@ class Identity:
                 "ext_expires_in": self.token_lifetime, "access_token": token}
 
     def _delegated_response(self, base: str, app: App, user_id: str, requested: list[str],
-                            nonce: str | None, want_client_info: bool) -> dict[str, Any]:
+                            nonce: str | None, want_client_info: bool, auth_time: int | None = None) -> dict[str, Any]:
         mb = self.store.mailboxes.get(user_id)
         if mb is None:
             raise OAuthError("invalid_grant", 50034, "The user account does not exist in the directory.")
+        missing = self._unconsented(app, requested)
+        if missing:
+            raise OAuthError("invalid_grant", 65001, f"The user or administrator has not consented to use the "
+                             f"application with ID '{app.client_id}'. Send an interactive authorization request "
+                             f"for this user and resource. (scope: {' '.join(missing)})")
         graph_scopes: list[str] = []
         shown: list[str] = []
         for s in requested:
@@ -373,7 +393,8 @@ class Identity:
         if openid:
             t = int(time.time())
             claims = {"aud": app.client_id, "iss": f"{base}/{mb.tenant_id}/v2.0", "iat": t, "nbf": t,
-                      "exp": t + 3600, "name": mb.user["displayName"], "oid": user_id,
+                      "exp": t + 3600, "auth_time": auth_time or t, "name": mb.user["displayName"],
+                      "oid": user_id,
                       "preferred_username": mb.user["userPrincipalName"], "rh": "0.A" + new_guid(),
                       "sub": b64url(hashlib.sha256(f"{user_id}{app.client_id}".encode()).digest()),
                       "tid": mb.tenant_id, "uti": secrets.token_urlsafe(16), "ver": "2.0"}
@@ -423,6 +444,12 @@ class Identity:
 
     def lookup(self, token: str) -> AccessToken | None:
         return self.access_tokens.get(token)
+
+
+def describe(aadsts: int, text: str, trace: str, correlation: str, timestamp: str) -> str:
+    """Entra ID's error_description: the AADSTS line, then trace, correlation and time on their own lines."""
+    return (f"AADSTS{aadsts}: {text}\r\nTrace ID: {trace}\r\nCorrelation ID: {correlation}\r\n"
+            f"Timestamp: {timestamp}")
 
 
 def _client_info(uid: str, utid: str) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 
 from . import events as ev_mod
 from .store import Folder, Mailbox, Store
-from .util import GraphError, iso_z, new_guid, new_item_id, now
+from .util import GraphError, iso_seconds, new_guid, new_item_id, now
 
 
 def render_folder(mb: Mailbox, f: Folder) -> dict[str, Any]:
@@ -18,7 +18,7 @@ def render_folder(mb: Mailbox, f: Folder) -> dict[str, Any]:
         "id": f.id, "displayName": f.display_name, "parentFolderId": f.parent_id or f"root-{mb.id}",
         "childFolderCount": sum(1 for c in mb.folders.values() if c.parent_id == f.id),
         "unreadItemCount": sum(1 for m in msgs if not m["isRead"]), "totalItemCount": len(msgs),
-        "sizeInBytes": sum(len(m["body"]["content"]) for m in msgs), "isHidden": False,
+        "isHidden": False,
     }
 
 
@@ -77,9 +77,9 @@ def add_message(store: Store, mb: Mailbox, f: Folder, msg: dict[str, Any], sende
                                 "size": len(raw), "isInline": bool(a.get("isInline")),
                                 "contentBytes": base64.b64encode(raw).decode()})
         m = {
-            "@odata.etag": f'W/"{ck}"', "id": new_item_id(b"MSG0"), "createdDateTime": iso_z(t),
-            "lastModifiedDateTime": iso_z(t), "changeKey": ck, "categories": list(msg.get("categories") or []),
-            "receivedDateTime": iso_z(t), "sentDateTime": iso_z(t), "hasAttachments": bool(attachments),
+            "@odata.etag": f'W/"{ck}"', "id": new_item_id(b"MSG0"), "createdDateTime": iso_seconds(t),
+            "lastModifiedDateTime": iso_seconds(t), "changeKey": ck, "categories": list(msg.get("categories") or []),
+            "receivedDateTime": iso_seconds(t), "sentDateTime": iso_seconds(t), "hasAttachments": bool(attachments),
             "internetMessageId": f"<{new_guid()}@graphsim.local>", "subject": msg.get("subject") or "",
             "bodyPreview": ev_mod.body_preview(body), "importance": msg.get("importance") or "normal",
             "parentFolderId": f.id, "conversationId": new_item_id(b"CNV0"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import time
 import urllib.parse
@@ -11,10 +12,12 @@ from typing import Any
 
 
 class Receiver:
-    """Local HTTP endpoint; `mode` can make the handshake fail ('wrong-echo', 'slow', 'error')."""
+    """Local HTTP(S) endpoint; `mode` can make the handshake fail ('wrong-echo', 'slow', 'error')."""
 
-    def __init__(self, mode: str = "ok", delay_s: float = 0.0, status: int = 202) -> None:
+    def __init__(self, mode: str = "ok", delay_s: float = 0.0, status: int = 202,
+                 tls: ssl.SSLContext | None = None) -> None:
         self.mode, self.delay_s, self.status = mode, delay_s, status
+        self.scheme = "https" if tls is not None else "http"
         self.notifications: list[dict[str, Any]] = []
         self.validations: list[str] = []
         self.posts = 0
@@ -54,6 +57,8 @@ class Receiver:
                 self.end_headers()
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        if tls is not None:     # e.g. GraphSimulator.certs.server_context(): an https endpoint Graph accepts
+            self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.2},
                                        daemon=True)
@@ -61,7 +66,7 @@ class Receiver:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/api/notify"
+        return f"{self.scheme}://127.0.0.1:{self.httpd.server_address[1]}/api/notify"
 
     def wait_for(self, n: int, timeout: float = 5.0) -> list[dict[str, Any]]:
         deadline = time.monotonic() + timeout

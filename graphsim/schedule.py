@@ -63,8 +63,6 @@ def get_schedule(sim: GraphSimulator, body: dict[str, Any], tz: str | None) -> d
                     "isPrivate": private, "status": fields.get("showAs", "busy"),
                     "subject": "" if private else fields.get("subject", ""),
                     "location": "" if private else (fields.get("location") or {}).get("displayName", ""),
-                    "isMeeting": bool(fields.get("attendees")), "isRecurring": inst.kind != "singleInstance",
-                    "isException": inst.kind == "exception", "isReminderSet": bool(fields.get("isReminderOn")),
                     "start": timezones.render(inst.start, out_tz), "end": timezones.render(inst.end, out_tz),
                 })
         value.append({

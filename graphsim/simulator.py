@@ -27,7 +27,7 @@ _ID_SEG = re.compile(r"^[0-9a-fA-F-]{36}$|^[A-Za-z0-9_=+-]{20,}$|@")
 class GraphSimulator:
     """Microsoft Graph v1.0 + identity platform stand-in served over real HTTPS on 127.0.0.1."""
 
-    def __init__(self, *, lifetime_limit_minutes: int = 4230, allow_http_notification_urls: bool = True,
+    def __init__(self, *, lifetime_limit_minutes: int = 4230, allow_http_notification_urls: bool = False,
                  delta_other_calendars: bool = False, validation_timeout: float = 10.0,
                  notification_timeout: float = 3.0, retry_delays: tuple[float, ...] = (1.0, 2.0, 4.0),
                  mailbox_concurrency: int = 4, mailbox_rate_limit: int = 10000,
@@ -56,6 +56,8 @@ class GraphSimulator:
     def start(self) -> GraphSimulator:
         if self._httpd is None:
             self.certs = certs.generate()
+            # Endpoints with a certificate from this CA (Receiver(tls=...)) are trusted like public ones.
+            self.delivery.ssl_context.load_verify_locations(self.certs.ca_file)
             self._httpd, _ = server.serve(self, self.host, self.port, self.certs.server_context())
             self.port = self._httpd.server_address[1]
         return self

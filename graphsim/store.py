@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import events as ev_mod
+from . import schema
 from .util import GraphError, iso_z, new_guid, new_item_id, now
 
 WELL_KNOWN_FOLDERS = {"inbox": "Inbox", "sentitems": "Sent Items", "drafts": "Drafts",
@@ -227,6 +228,7 @@ class Store:
             return ev
 
     def update_event(self, mb: Mailbox, item_id: str, body: dict[str, Any]) -> tuple[ev_mod.Event, str | None]:
+        body = ev_mod.normalize(schema.validate(body, "event"))
         with self.lock:
             ev, key = self.resolve_event(mb, item_id)
             if key is None:

@@ -10,11 +10,13 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
+from . import schema
 from .delivery import Delivery, post_once
 from .store import Change, Mailbox, Store
-from .util import GraphError, iso_ms_z, iso_z, new_guid, now, parse_iso
+from .util import GraphError, iso_offset, iso_z, new_guid, now, parse_iso
 
 MAX_PER_MAILBOX = 1000
+NOTIFICATION_ETAG_PREFIX = "CQAAABYAAAA"
 _RES = re.compile(
     r"^(?:me|users/(?P<user>[^/]+))/(?P<rest>.+)$", re.IGNORECASE)
 
@@ -53,7 +55,7 @@ class Subscription:
 
 class Subscriptions:
     def __init__(self, store: Store, delivery: Delivery, lifetime_limit_minutes: int = 4230,
-                 allow_http: bool = True, validation_timeout: float = 10.0) -> None:
+                 allow_http: bool = False, validation_timeout: float = 10.0) -> None:
         self.store = store
         self.delivery = delivery
         self.lifetime_limit_minutes = lifetime_limit_minutes
@@ -100,6 +102,7 @@ class Subscriptions:
     # -- API -------------------------------------------------------------------
     def create(self, body: dict[str, Any], app_id: str, tenant_id: str, caller_user: str | None,
                check_permission: Any, immutable_ids: bool = False) -> Subscription:
+        body = schema.validate(body, "subscription")
         for name in ("changeType", "notificationUrl", "resource", "expirationDateTime"):
             if not body.get(name):
                 raise GraphError(400, "InvalidRequest", f"The '{name}' property is required.")
@@ -110,6 +113,10 @@ class Subscriptions:
         if client_state is not None and len(str(client_state)) > 128:
             raise GraphError(400, "InvalidRequest", "The 'clientState' property can't be longer than 128 "
                              "characters.")
+        if body.get("includeResourceData") and not (body.get("encryptionCertificate") and
+                                                    body.get("encryptionCertificateId")):
+            raise GraphError(400, "ValidationError", "A valid encryptionCertificate and encryptionCertificateId "
+                             "are required when includeResourceData is true.")
         url = str(body["notificationUrl"])
         lifecycle = body.get("lifecycleNotificationUrl")
         for u in filter(None, [url, lifecycle]):
@@ -159,7 +166,7 @@ class Subscriptions:
         """The handshake: POST ?validationToken=..., expect 200 text/plain echo within the time limit."""
         token = f"Validation: Testing client application reachability for subscription Request-Id: {new_guid()}"
         sep = "&" if urllib.parse.urlsplit(url).query else "?"
-        target = f"{url}{sep}validationToken={urllib.parse.quote(token)}"
+        target = f"{url}{sep}validationToken={urllib.parse.quote_plus(token)}"   # Graph encodes spaces as +
         try:
             status, data, headers = post_once(target, b"", {"Content-Type": "text/plain; charset=utf-8",
                                                             "User-Agent": self.delivery.user_agent},
@@ -197,6 +204,7 @@ class Subscriptions:
             return [s for s in self.subs.values() if s.app_id == app_id]
 
     def renew(self, sub_id: str, app_id: str, body: dict[str, Any]) -> Subscription:
+        body = schema.validate(body, "subscription")
         sub = self.get(sub_id, app_id)
         if "lifecycleNotificationUrl" in body and body["lifecycleNotificationUrl"] != sub.lifecycle_url:
             raise GraphError(400, "InvalidRequest", "lifecycleNotificationUrl can't be updated. Delete the "
@@ -239,23 +247,25 @@ class Subscriptions:
             data: dict[str, Any] = {"@odata.type": f"#Microsoft.Graph.{noun[:-1]}", "@odata.id": resource,
                                     "id": ch.item_id}
             if ch.change_type != "deleted":
-                etag = self._etag(mb, ch)
-                if etag:
-                    data["@odata.etag"] = etag
+                change = self._change_key(mb, ch)
+                if change:
+                    # Exchange's notification etag wraps the change key in its own prefix: it never equals
+                    # the item's @odata.etag, so it cannot serve as If-Match.
+                    data["@odata.etag"] = f'W/"{NOTIFICATION_ETAG_PREFIX}{change}"'
             self.delivery.enqueue(sub.notification_url, {
                 "id": secrets.token_urlsafe(10), "subscriptionId": sub.id,
-                "subscriptionExpirationDateTime": iso_ms_z(sub.expiration),
+                "subscriptionExpirationDateTime": iso_offset(sub.expiration),
                 "changeType": ch.change_type, "resource": resource, "resourceData": data,
                 "clientState": sub.client_state, "tenantId": sub.tenant_id,
             })
 
     @staticmethod
-    def _etag(mb: Mailbox, ch: Change) -> str | None:
+    def _change_key(mb: Mailbox, ch: Change) -> str | None:
         if ch.kind == "event":
             ev = mb.events.get(ch.item_id)
-            return ev.etag() if ev else None
+            return ev.change_key if ev else None
         msg = mb.messages.get(ch.item_id)
-        return msg["@odata.etag"] if msg else None
+        return msg["changeKey"] if msg else None
 
     def lifecycle(self, sub_id: str, event: str) -> None:
         if event not in ("reauthorizationRequired", "missed", "subscriptionRemoved"):
@@ -264,7 +274,7 @@ class Subscriptions:
         if sub.lifecycle_url:
             self.delivery.enqueue(sub.lifecycle_url, {
                 "subscriptionId": sub.id,
-                "subscriptionExpirationDateTime": iso_ms_z(sub.expiration),
+                "subscriptionExpirationDateTime": iso_offset(sub.expiration),
                 "tenantId": sub.tenant_id, "clientState": sub.client_state, "lifecycleEvent": event,
             }, kind="lifecycle")
         if event == "subscriptionRemoved":

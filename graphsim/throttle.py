@@ -42,11 +42,12 @@ class Throttle:
             if len(hits) >= self.rate_limit:
                 wait = hits[0] + self.rate_window_s - now
                 raise GraphError(429, "ApplicationThrottled",
-                                 "Application is over its MailboxRequestRate limit.", self._retry(wait))
+                                 "Application is over its MailboxRequestRate limit.", self._retry(wait),
+                                 "MailboxRequestRate")
             if self._active[key] >= self.concurrency:
                 raise GraphError(429, "ApplicationThrottled",
                                  "Application is over its MailboxConcurrency limit.",
-                                 self._retry(self.retry_after))
+                                 self._retry(self.retry_after), "MailboxConcurrency")
             hits.append(now)
             self._active[key] += 1
         try:

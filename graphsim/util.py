@@ -40,10 +40,15 @@ def iso_z(t: dt.datetime) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond:06d}0Z"
 
 
-def iso_ms_z(t: dt.datetime) -> str:
-    """Timestamp as subscriptions carry it (milliseconds)."""
+def iso_offset(t: dt.datetime) -> str:
+    """Timestamp as change notifications carry subscriptionExpirationDateTime: 7 digits, +00:00."""
     t = t.astimezone(UTC)
-    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond:06d}0+00:00"
+
+
+def iso_seconds(t: dt.datetime) -> str:
+    """Timestamp as Outlook messages carry them: UTC, whole seconds, 'Z'."""
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_iso(text: str) -> dt.datetime:
@@ -72,16 +77,19 @@ def parse_iso(text: str) -> dt.datetime:
 class GraphError(Exception):
     """An error answered in Graph's OData envelope."""
 
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None):
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None,
+                 inner_code: str | None = None):
         super().__init__(f"{status} {code}: {message}")
+        self.inner_code = inner_code
         self.status = status
         self.code = code
         self.message = message
         self.headers = headers or {}
 
     def body(self, request_id: str, client_request_id: str | None) -> dict[str, Any]:
+        inner = {"code": self.inner_code} if self.inner_code else {}
         return {"error": {"code": self.code, "message": self.message, "innerError": {
-            "date": now().strftime("%Y-%m-%dT%H:%M:%S"),
+            **inner, "date": now().strftime("%Y-%m-%dT%H:%M:%S"),
             "request-id": request_id,
             "client-request-id": client_request_id or request_id,
         }}}

@@ -62,7 +62,9 @@ def start(settings, *, microsoft_user_id: str | None = None, login_hint: str | N
 
 def _describe_denial(params: dict[str, str]) -> str:
     error = params.get("error", "")
-    description = (params.get("error_description") or "").split(" Trace ID:")[0].strip()
+    from shared.auth.tokens import error_reason
+
+    description = error_reason(params) if params.get("error_description") else ""
     if error == "access_denied":
         return "Consent was declined, so the account was not connected."
     return f"The sign-in was refused ({error}{': ' + description if description else ''})."

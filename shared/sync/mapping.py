@@ -10,7 +10,10 @@ Rules (graph-protocol.md section 4):
   newer-wins merge does the same across pages, so replays are harmless);
 - cancelled events are ordinary rows (`is_cancelled` is derived from data);
 - occurrences and exceptions keep `seriesMasterId`; their masters are fetched
-  by `masters.py`.
+  by `masters.py`;
+- a row is the event itself: response annotations (`@odata.type` on delta
+  items, `@odata.context` on a single GET) are dropped, so a row has one shape
+  whichever call brought it (`@odata.etag` is the item's and stays).
 """
 
 from __future__ import annotations
@@ -29,6 +32,14 @@ class PageItems:
         return len(self.events) + len(self.removed_ids)
 
 
+ANNOTATIONS = ("@odata.type", "@odata.context")
+
+
+def event_row(item: dict[str, Any]) -> dict[str, Any]:
+    """The stored data of an event as Graph gave it, without response annotations."""
+    return {k: v for k, v in item.items() if k not in ANNOTATIONS}
+
+
 def split_page(page: dict[str, Any]) -> PageItems:
     """Rows and removals of one page (`value` may be missing or empty: a nextLink page can be empty)."""
     out = PageItems()
@@ -38,7 +49,7 @@ def split_page(page: dict[str, Any]) -> PageItems:
         if "@removed" in item:
             out.removed_ids.append(item["id"])
             continue
-        out.events.append(item)
+        out.events.append(event_row(item))
         master = item.get("seriesMasterId")
         if master and item.get("type") in ("occurrence", "exception"):
             out.series_ids.add(master)

@@ -21,7 +21,7 @@ from typing import Any
 
 from shared.graph import GraphError
 from shared.sync.context import SyncContext
-from shared.sync.mapping import PageItems
+from shared.sync.mapping import PageItems, event_row
 
 log = logging.getLogger("shared.sync")
 MASTER = "seriesMaster"
@@ -44,7 +44,7 @@ def fetch(ctx: SyncContext, ids: set[str]) -> list[dict[str, Any]]:
         workers = max(1, min(len(ordered), int(ctx.settings.max_requests_per_mailbox)))
         with ThreadPoolExecutor(workers, thread_name_prefix="masters") as pool:
             found = list(pool.map(one, ordered))
-    return [m for m in found if m and m.get("type", MASTER) == MASTER]
+    return [event_row(m) for m in found if m and m.get("type", MASTER) == MASTER]
 
 
 class RoundMasters:

@@ -114,3 +114,14 @@ def test_start_without_configuration_is_a_clean_500(app_env):
     answer = get("oauth_start", START)
     assert answer.status_code == 500
     assert b"Traceback" not in answer.get_body()
+
+
+def test_refused_authorization_names_the_aadsts_line_only(sim_app):
+    """Entra ID puts trace id, correlation id and time on their own lines of error_description."""
+    sim_app.sim.identity.apps[sim_app.client_id].delegated_permissions = ["User.Read"]
+    _, callback = _authorize(sim_app)
+    assert "error=consent_required" in callback
+    page = get("oauth_callback", callback)
+    assert page.status_code == 400
+    assert b"AADSTS65001" in page.get_body()
+    assert b"Trace ID" not in page.get_body() and b"Correlation" not in page.get_body()

@@ -45,7 +45,7 @@ def test_send_message_with_recipients_body_and_attachments(outlook, call):
     received = [m for m in mailbox(sim, bob).messages.values() if m["subject"] == "Report"]
     assert len(received) == 1
     msg = received[0]
-    assert msg["body"] == {"contentType": "HTML", "content": "<b>Numbers</b>"}
+    assert msg["body"] == {"contentType": "html", "content": "<b>Numbers</b>"}   # Graph stores the canonical enum
     assert [r["emailAddress"]["address"] for r in msg["ccRecipients"]] == ["carol@example.com", "dave@example.com"]
     assert [r["emailAddress"]["address"] for r in msg["bccRecipients"]] == ["eve@example.com"]
     files = {a["name"]: base64.b64decode(a["contentBytes"]) for a in msg["_attachments"]}

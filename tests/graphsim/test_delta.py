@@ -53,7 +53,7 @@ def test_initial_round_of_2500_then_exact_changes_then_410(graphsim, graphsim_se
 
     graphsim.invalidate_delta_tokens(s.user)
     r = graphsim_session.get(delta_link2, headers=headers)
-    assert r.status_code == 410 and r.json()["error"]["code"] == "SyncStateNotFound"
+    assert r.status_code == 410 and r.json()["error"]["code"] == "syncStateNotFound"
     assert r.json()["error"]["message"].startswith("The sync state generation is not found;")
 
 

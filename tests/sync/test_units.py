@@ -111,3 +111,13 @@ def test_lock_waits_for_another_instances_lease():
     with lock.hold("u1", Repo(), timeout=5):
         pass
     assert calls == ["sync:u1", "sync:u1", "sync:u1", ("released", "sync:u1")]
+
+
+def test_rows_drop_response_annotations_but_keep_the_etag():
+    """Delta items carry @odata.type and a single GET @odata.context; the row is the event either way."""
+    page = {"value": [{"@odata.type": "#microsoft.graph.event", "@odata.etag": 'W/"ck"', "id": "a",
+                       "type": "singleInstance"}]}
+    assert split_page(page).events == [{"@odata.etag": 'W/"ck"', "id": "a", "type": "singleInstance"}]
+    from shared.sync.mapping import event_row
+
+    assert event_row({"@odata.context": "https://graph/$metadata#users('u')/events/$entity", "id": "m"}) == {"id": "m"}
