@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import io
+import json
 import os
 import urllib.parse
 
@@ -234,3 +235,34 @@ def test_import_reports_a_wrong_key_per_user(world, pg_dsn, monkeypatch, capsys)
     assert f"failed crm-{alice}: refresh token not readable" in out.out
     assert "1.AbCdEf-refresh" not in out.out + out.err
     assert world.repo.get_user(f"crm-{alice}") is None and world.queue().peek(32) == []
+
+
+def test_an_interrupted_import_resumes(world, pg_dsn, monkeypatch):
+    """A run that stops half-way through a user (here: the source connection drops while reading
+    its events) is run again and finishes that user, with nothing doubled."""
+    alice = world.user("Alice")
+    for i in range(3):
+        world.sim.create_event(alice, subject=f"e{i}", **slot(i))
+    key = webhookdb_crypto.parse_key(KEY)
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(WEBHOOKDB_DDL)
+        webhookdb_snapshot(conn, world, alice, webhookdb_crypto.encrypt(key, refresh_token(world, alice)))
+    monkeypatch.setenv("WEBHOOKDB_DSN", pg_dsn)
+    from shared.importer.webhookdb import WebhookDbSource
+
+    real_events = WebhookDbSource.events
+
+    def dropped(self: WebhookDbSource, user_id: str, batch: int = 1000) -> None:
+        raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(WebhookDbSource, "events", dropped)
+    assert run_import(monkeypatch) == 1  # reported as one line, not a traceback
+    user_id = f"crm-{alice}"
+    assert world.repo.get_user(user_id) is not None and world.repo.get_account(user_id) is None
+    assert world.queue().peek(32) == []
+
+    monkeypatch.setattr(WebhookDbSource, "events", real_events)
+    assert run_import(monkeypatch) == 0
+    assert len(world.repo.list_events(user_id)) == len(world.expected(alice)["events"])
+    assert [json.loads(m.body)["user_id"] for m in world.queue().peek(32)] == [user_id]
+    assert world.repo.get_account(user_id).extra["imported_from"] == "webhookdb"
