@@ -4,7 +4,7 @@ Callers only see the public methods of `Repository`. Newer-wins, change
 detection, de-duplication, chunking, row mapping and the page/round logic live
 here; a backend implements a handful of primitives (`_transaction`,
 `_fetch_stored`, `_write_rows`, `_select`, `_delete`, `_put`, `_count`,
-`_allocate`) and may replace `_upsert_rows` with a single native statement when
+`_allocate`, `_set_columns`) and may replace `_upsert_rows` with a single native statement when
 it renders the same rule (`newer_and_different_sql`), or `_upsert_ordered` to
 map the next chunk of rows while the database writes the current one.
 
