@@ -86,11 +86,13 @@ def handle_webhookdb(settings, presented_secret: str | None, body: bytes) -> Rep
 
 def client_fields(payload: dict[str, Any]) -> dict[str, Any] | None:
     """The body's fields that are not the request itself (kept in `data`, as WebhookDB does);
-    None when they are too large to keep."""
+    None when they are too large (or too deeply nested) to keep."""
     extra = {k: v for k, v in payload.items() if k not in _REQUEST_FIELDS}
-    if len(json.dumps(extra, separators=(",", ":"))) > MAX_EXTRA_CHARS:
+    try:
+        size = len(json.dumps(extra, separators=(",", ":")))
+    except (RecursionError, ValueError):  # nested deeper than the encoder goes
         return None
-    return extra
+    return extra if size <= MAX_EXTRA_CHARS else None
 
 
 def handle(settings, body: bytes) -> Reply:
@@ -116,7 +118,7 @@ def handle(settings, body: bytes) -> Reply:
         return _bad("missing field: refresh_token")
     extra = client_fields(payload)
     if extra is None:
-        return _bad(f"the body's other fields exceed {MAX_EXTRA_CHARS} characters of JSON")
+        return _bad(f"the body's other fields exceed {MAX_EXTRA_CHARS} characters of JSON (or are nested too deeply)")
     try:
         if kind == "LINKED":
             return linked(settings, user_id, refresh_token or "", extra)

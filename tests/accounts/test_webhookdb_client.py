@@ -114,3 +114,10 @@ def test_refreshed_after_reauth_syncs_at_once(sim_app, host, monkeypatch):
     assert json.loads(message.body)["full"] is True
     assert handle_message(message.body).status == "synced"
     assert sim_app.repo.list_calendars("crm-1")
+
+
+def test_deeply_nested_client_fields_are_a_400_not_a_500(sim_app, host):
+    nested = "[" * 50_000 + "]" * 50_000
+    body = ('{"type": "RESYNC", "microsoft_user_id": "crm-1", "x": ' + nested + "}").encode()
+    answer = host.dispatch("POST", "/api/webhookdb/users", {"Whdb-Webhook-Secret": SECRET}, body)
+    assert answer.status_code == 400
