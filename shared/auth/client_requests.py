@@ -40,7 +40,7 @@ TYPES = ("LINKED", "REFRESHED", "RESYNC", "UNLINKED")
 ALIASES = {"LINK": "LINKED", "REFRESH": "REFRESHED", "UNLINK": "UNLINKED"}  # WebhookDB accepts both
 _NEEDS_TOKEN = {"LINKED", "REFRESHED"}
 MAX_FIELD_LENGTH = 16384
-MAX_EXTRA_CHARS = 32768  # the client's own fields kept in `data`, as canonical JSON
+MAX_EXTRA_CHARS = 32768  # the client's own fields kept in `data`, measured as compact JSON
 # Fields of a request that are the request itself, never kept in `data`.
 _REQUEST_FIELDS = frozenset({"type", "microsoft_user_id", "refresh_token", "encrypted_refresh_token"})
 WEBHOOKDB_SECRET = "whdb-webhook-secret"  # noqa: S105 - a name in the secret store, not a value
