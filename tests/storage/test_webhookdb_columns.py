@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from shared.storage import schema
 from shared.storage.base import Repository
 from tests.storage.test_contract import CAL, USER, WINDOW, event
@@ -64,3 +66,54 @@ def test_keep_created_at_sets_only_that_column_once(repo: Repository):
 
     repo.upsert_events(USER, CAL, [event("e1", version=2)])  # a later sync keeps the imported age
     assert {e.microsoft_event_id: e.row_created_at for e in repo.list_events(USER)}["e1"] == old
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_database_made_with_the_earlier_event_column_order_keeps_working(backend, request, tmp_path):
+    """No migration reorders a live table: an event table created before (row timestamps right after
+    the key, owner ids after them) is used as it is, through the executemany and the COPY paths."""
+    from dataclasses import replace
+
+    from shared.storage.fixture import render_table
+
+    by_name = {c.name: c for c in schema.EVENTS.columns}
+    earlier = ["microsoft_event_id", "row_created_at", "row_updated_at", "microsoft_calendar_id", "microsoft_user_id"]
+    old_spec = replace(schema.EVENTS, columns=tuple(by_name[n] for n in earlier) + tuple(
+        c for c in schema.EVENTS.columns if c.name not in earlier))
+    ddl = render_table(old_spec, "postgres" if backend == "postgres" else "sqlite", opaque="events",
+                       if_not_exists=True)
+    if backend == "postgres":
+        import psycopg
+
+        from shared.storage.postgres import PostgresRepository
+
+        dsn = request.getfixturevalue("pg_dsn")
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            for statement in ddl:
+                conn.execute(statement)
+        repo = PostgresRepository(dsn)
+    else:
+        import sqlite3
+
+        from shared.storage.sqlite import SqliteRepository
+
+        path = tmp_path / "old.db"
+        with sqlite3.connect(path) as conn:
+            for statement in ddl:
+                conn.execute(statement)
+        repo = SqliteRepository(path)
+    try:
+        repo.ensure_schema()
+        repo.upsert_calendars(USER, [{"id": CAL, "name": "Calendar"}])
+        repo.upsert_events(USER, CAL, [event(f"e{i:03d}") for i in range(250)])  # COPY on PostgreSQL
+        repo.upsert_events(USER, CAL, [event("e000", version=2)])  # executemany
+        rows = {e.microsoft_event_id: e for e in repo.list_events(USER)}
+        assert len(rows) == 250 and rows["e000"].change_key == "ck2" and rows["e001"].microsoft_calendar_id == CAL
+        repo.save_page(USER, CAL, events=[], removed_ids=["e001"], next_link=None, delta_link="https://g/d",
+                       window=WINDOW)
+        assert "e001" not in repo.event_ids(USER, CAL) and delta_url(repo) == "https://g/d"
+        old = datetime(2022, 1, 1, tzinfo=UTC)
+        assert repo.keep_created_at(schema.EVENTS.name, USER, {"e002": old}) == 1
+        assert repo.list_events(USER)[1].row_created_at == old
+    finally:
+        repo.close()
