@@ -28,6 +28,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +46,7 @@ MAX_EXTRA_CHARS = 32768  # the client's own fields kept in `data`, measured as c
 _REQUEST_FIELDS = frozenset({"type", "microsoft_user_id", "refresh_token", "encrypted_refresh_token"})
 WEBHOOKDB_SECRET = "whdb-webhook-secret"  # noqa: S105 - a name in the secret store, not a value
 WEBHOOKDB_SECRET_HEADER = "Whdb-Webhook-Secret"  # noqa: S105 - a header name
+ABSENT_RECHECK_SECONDS = 60.0  # a secret stored later opens the route within this time
 
 
 @dataclass(frozen=True)
@@ -64,14 +66,35 @@ def _field(payload: dict[str, Any], name: str) -> str | None:
     return value.strip()
 
 
+@dataclass
+class _Absence:
+    """Until when the secret is known to be missing (the store caches only values it found)."""
+
+    until: float = 0.0
+
+
+def _webhookdb_secret(settings) -> str | None:
+    """The stored secret. Its absence is remembered for ABSENT_RECHECK_SECONDS, so anonymous
+    requests to a deployment without it do not each cost a Key Vault read."""
+    from shared import runtime
+    from shared.secrets import open_secret_store
+
+    absence = runtime.cached("auth:webhookdb-secret-absence", _Absence)
+    now = time.monotonic()
+    if now < absence.until:
+        return None
+    value = open_secret_store(settings).get(WEBHOOKDB_SECRET)
+    if not value:
+        absence.until = now + ABSENT_RECHECK_SECONDS
+    return value
+
+
 def webhookdb_secret_matches(settings, presented: str | None) -> bool:
     """True when `presented` equals the stored `whdb-webhook-secret` (constant time); False when
     either is missing, so the WebhookDB route is closed until an operator stores the secret."""
     if not presented:
         return False
-    from shared.secrets import open_secret_store
-
-    expected = open_secret_store(settings).get(WEBHOOKDB_SECRET)
+    expected = _webhookdb_secret(settings)
     if not expected:
         return False
     return hmac.compare_digest(presented.encode("utf-8", "surrogatepass"), expected.encode("utf-8"))

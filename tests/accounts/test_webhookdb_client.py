@@ -64,12 +64,20 @@ def test_wrong_or_missing_secret_is_401_and_changes_nothing(sim_app, host, heade
     assert queued() == []
 
 
-def test_route_stays_closed_until_the_secret_is_stored(sim_app, host):
+def test_route_stays_closed_until_the_secret_is_stored(sim_app, host, monkeypatch):
+    """Without the secret every request is a 401, and anonymous callers cannot turn into one
+    secret-store (Key Vault) read each: the absence is remembered for a minute."""
     from shared.secrets import open_secret_store
 
-    open_secret_store(sim_app.settings).delete("whdb-webhook-secret")
-    status, _ = send(host, {"type": "RESYNC", "microsoft_user_id": "crm-1"}, whdb(""))
-    assert status == 401
+    store = open_secret_store(sim_app.settings)
+    store.delete("whdb-webhook-secret")
+    reads = []
+    real_get = store.backend.get
+    monkeypatch.setattr(store.backend, "get", lambda name: reads.append(name) or real_get(name))
+    for guess in ("", "guess-1", "guess-2", SECRET):
+        status, _ = send(host, {"type": "RESYNC", "microsoft_user_id": "crm-1"}, whdb(guess))
+        assert status == 401
+    assert reads == ["whdb-webhook-secret"]
 
 
 def test_function_keys_keep_working_and_the_key_route_still_needs_one(sim_app, host):
