@@ -11,13 +11,24 @@ The customer runs the consent screen itself and tells us about the result:
 - UNLINKED  {microsoft_user_id}: delete the Graph subscription (best effort),
             then every row of the user.
 
+WebhookDB's spellings `LINK`, `REFRESH` and `UNLINK` mean the same as the past-tense
+ones. Any other field of a LINKED/REFRESHED body is kept in the user row's `data`
+beside the `/me` profile (docs/MIGRATING.md shows the shape); the refresh token never is.
+
+Credentials: `POST /api/users` takes a function key (the host checks it);
+`POST /api/webhookdb/users` takes WebhookDB's `Whdb-Webhook-Secret` header instead,
+compared in constant time with the secret `whdb-webhook-secret` of the secret store
+(that route answers 401 to everything while the secret does not exist).
+
 Unlike WebhookDB, rotated tokens are kept and a rejected token is reported.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,8 +38,15 @@ from shared.auth.errors import TokenError
 log = logging.getLogger(__name__)
 
 TYPES = ("LINKED", "REFRESHED", "RESYNC", "UNLINKED")
+ALIASES = {"LINK": "LINKED", "REFRESH": "REFRESHED", "UNLINK": "UNLINKED"}  # WebhookDB accepts both
 _NEEDS_TOKEN = {"LINKED", "REFRESHED"}
 MAX_FIELD_LENGTH = 16384
+MAX_EXTRA_CHARS = 32768  # the client's own fields kept in `data`, measured as compact JSON
+# Fields of a request that are the request itself, never kept in `data`.
+_REQUEST_FIELDS = frozenset({"type", "microsoft_user_id", "refresh_token", "encrypted_refresh_token"})
+WEBHOOKDB_SECRET = "whdb-webhook-secret"  # noqa: S105 - a name in the secret store, not a value
+WEBHOOKDB_SECRET_HEADER = "Whdb-Webhook-Secret"  # noqa: S105 - a header name
+ABSENT_RECHECK_SECONDS = 60.0  # a secret stored later opens the route within this time
 
 
 @dataclass(frozen=True)
@@ -48,30 +66,87 @@ def _field(payload: dict[str, Any], name: str) -> str | None:
     return value.strip()
 
 
+@dataclass
+class _Absence:
+    """Until when the secret is known to be missing (the store caches only values it found)."""
+
+    until: float = 0.0
+
+
+def _webhookdb_secret(settings) -> str | None:
+    """The stored secret. Its absence is remembered for ABSENT_RECHECK_SECONDS, so anonymous
+    requests to a deployment without it do not each cost a Key Vault read."""
+    from shared import runtime
+    from shared.secrets import open_secret_store
+
+    absence = runtime.cached("auth:webhookdb-secret-absence", _Absence)
+    now = time.monotonic()
+    if now < absence.until:
+        return None
+    value = open_secret_store(settings).get(WEBHOOKDB_SECRET)
+    if not value:
+        absence.until = now + ABSENT_RECHECK_SECONDS
+    return value
+
+
+def webhookdb_secret_matches(settings, presented: str | None) -> bool:
+    """True when `presented` equals the stored `whdb-webhook-secret` (constant time); False when
+    either is missing, so the WebhookDB route is closed until an operator stores the secret."""
+    if not presented:
+        return False
+    expected = _webhookdb_secret(settings)
+    if not expected:
+        return False
+    return hmac.compare_digest(presented.encode("utf-8", "surrogatepass"), expected.encode("utf-8"))
+
+
+def handle_webhookdb(settings, presented_secret: str | None, body: bytes) -> Reply:
+    """A request authenticated by WebhookDB's shared-secret header instead of a function key."""
+    if not webhookdb_secret_matches(settings, presented_secret):
+        return _bad(f"missing or wrong {WEBHOOKDB_SECRET_HEADER} header", 401)
+    return handle(settings, body)
+
+
+def client_fields(payload: dict[str, Any]) -> dict[str, Any] | None:
+    """The body's fields that are not the request itself (kept in `data`, as WebhookDB does);
+    None when they are too large (or too deeply nested) to keep."""
+    extra = {k: v for k, v in payload.items() if k not in _REQUEST_FIELDS}
+    try:
+        size = len(json.dumps(extra, separators=(",", ":")))
+    except (RecursionError, ValueError):  # nested deeper than the encoder goes
+        return None
+    return extra if size <= MAX_EXTRA_CHARS else None
+
+
 def handle(settings, body: bytes) -> Reply:
     """Validate and execute one request; never raises for a client's mistake."""
     try:
         payload = json.loads(body or b"")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return _bad("body must be JSON")
     if not isinstance(payload, dict):
         return _bad("body must be a JSON object")
     kind = payload.get("type")
     if kind is None or kind == "":
         return _bad("missing field: type")
+    kind = ALIASES.get(kind, kind) if isinstance(kind, str) else kind
     if kind not in TYPES:
-        return _bad(f"unknown type: {str(kind)[:64]!r} (expected one of {', '.join(TYPES)})")
+        return _bad(f"unknown type: {str(kind)[:64]!r} (expected one of {', '.join(TYPES)}, "
+                    f"or {', '.join(ALIASES)})")
     user_id = _field(payload, "microsoft_user_id")
     if user_id is None:
         return _bad("missing field: microsoft_user_id")
     refresh_token = _field(payload, "refresh_token")
     if kind in _NEEDS_TOKEN and refresh_token is None:
         return _bad("missing field: refresh_token")
+    extra = client_fields(payload)
+    if extra is None:
+        return _bad(f"the body's other fields exceed {MAX_EXTRA_CHARS} characters of JSON (or are nested too deeply)")
     try:
         if kind == "LINKED":
-            return linked(settings, user_id, refresh_token or "")
+            return linked(settings, user_id, refresh_token or "", extra)
         if kind == "REFRESHED":
-            return refreshed(settings, user_id, refresh_token or "")
+            return refreshed(settings, user_id, refresh_token or "", extra)
         if kind == "RESYNC":
             return resync(settings, user_id)
         return unlinked(settings, user_id)
@@ -79,7 +154,7 @@ def handle(settings, body: bytes) -> Reply:
         return _bad(str(exc), 503)
 
 
-def linked(settings, user_id: str, refresh_token: str) -> Reply:
+def linked(settings, user_id: str, refresh_token: str, extra: dict[str, Any] | None = None) -> Reply:
     from shared.auth import graph_http
     from shared.auth.signin import link_delegated
     from shared.auth.tokens import GrantRejected, get_token_service
@@ -95,19 +170,24 @@ def linked(settings, user_id: str, refresh_token: str) -> Reply:
     except graph_http.GraphError as exc:
         return _bad(f"could not read /me with the token: {exc}", 502)
     link_delegated(settings, user_id, me, result.get("refresh_token") or refresh_token, result)
+    if extra:
+        deps.repository(settings).upsert_user(user_id, {**me, **extra})
     deps.enqueue(SyncRequest(user_id, "linked", full=True, subscribe=True), settings)
     return Reply(200, {"status": "linked", "microsoft_user_id": user_id, "graph_user_id": me.get("id")})
 
 
-def refreshed(settings, user_id: str, refresh_token: str) -> Reply:
+def refreshed(settings, user_id: str, refresh_token: str, extra: dict[str, Any] | None = None) -> Reply:
     from shared.auth.tokens import get_token_service
     from shared.queues.messages import SyncRequest
 
     repo = deps.repository(settings)
-    if repo.get_user(user_id) is None:
-        return linked(settings, user_id, refresh_token)  # unknown user: a late LINKED
+    row = repo.get_user(user_id)
+    if row is None:
+        return linked(settings, user_id, refresh_token, extra)  # unknown user: a late LINKED
     service = get_token_service(settings)
     service.store_refresh_token(user_id, refresh_token)
+    if extra:
+        repo.upsert_user(user_id, {**(row.data or {}), **extra})
     service.invalidate(user_id)
     account = repo.get_account(user_id)
     if account is not None and account.status != "linked":

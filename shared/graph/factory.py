@@ -29,6 +29,22 @@ def default_prefer(settings: Settings) -> dict[str, str]:
     return {"IdType": '"ImmutableId"'} if settings.immutable_ids else {}
 
 
+MUTABLE_IDS = "mutable"  # account extra `event_ids`: this account keeps Outlook's default (mutable) ids
+
+
+def user_prefer(user_id: str, settings: Settings) -> dict[str, str]:
+    """`default_prefer`, unless the account keeps mutable ids (accounts imported from WebhookDB with
+    `--keep-mutable-ids`, so their stored ids and their consumers' keys stay valid)."""
+    prefer = default_prefer(settings)
+    if prefer:
+        from shared.storage import open_repository
+
+        account = open_repository(settings).get_account(user_id)
+        if account is not None and (account.extra or {}).get("event_ids") == MUTABLE_IDS:
+            return {}
+    return prefer
+
+
 def client_for_user(user_id: str, settings: Settings | None = None) -> GraphClient:
     """A client acting for one mailbox with the user's token (or the app token in APP_ONLY mode)."""
     from shared.auth.tokens import get_token_service
@@ -43,7 +59,7 @@ def client_for_user(user_id: str, settings: Settings | None = None) -> GraphClie
         timeout=s.graph_timeout_seconds,
         max_retries=s.graph_max_retries,
         max_in_flight=s.max_requests_per_mailbox,
-        prefer_headers=default_prefer(s),
+        prefer_headers=user_prefer(user_id, s),
     )
 
 

@@ -4,7 +4,7 @@ Callers only see the public methods of `Repository`. Newer-wins, change
 detection, de-duplication, chunking, row mapping and the page/round logic live
 here; a backend implements a handful of primitives (`_transaction`,
 `_fetch_stored`, `_write_rows`, `_select`, `_delete`, `_put`, `_count`,
-`_allocate`) and may replace `_upsert_rows` with a single native statement when
+`_allocate`, `_set_columns`) and may replace `_upsert_rows` with a single native statement when
 it renders the same rule (`newer_and_different_sql`), or `_upsert_ordered` to
 map the next chunk of rows while the database writes the current one.
 
@@ -270,6 +270,11 @@ class Repository(ABC):
 
     @abstractmethod
     def _count(self, spec: TableSpec, partition: str | None) -> int: ...
+
+    @abstractmethod
+    def _set_columns(self, tx: Any, spec: TableSpec, partition: str, updates: dict[str, dict[str, Any]]) -> None:
+        """Set plain columns (not data, not the key) of existing rows, remote key -> values, as given:
+        no version check, no `row_updated_at`, no outbox entry. Callers check the rows exist in `tx`."""
 
     @abstractmethod
     def _allocate(self, tx: Any, user_id: str, count: int) -> int:
@@ -546,11 +551,14 @@ class Repository(ABC):
                 self._put(tx, SEEN, user_id, [{**cursor_key, "round_id": round_id, "microsoft_event_id": r.key}
                                               for r in dedupe(rows)])
             self._record(tx, user_id, changes)  # before the cursor (Table Storage commits in this order)
+            kept_delta = delta_link if delta_link else cursor.get("delta_link")
             self._put(tx, CURSORS, user_id, [{
                 **cursor_key, "window_start": _utc(window[0]), "window_end": _utc(window[1]),
-                "next_link": next_link, "delta_link": delta_link if delta_link else cursor.get("delta_link"),
+                "next_link": next_link, "delta_link": kept_delta,
                 "full_round": bool(full_round or cursor.get("full_round")),
                 "round_id": round_id or cursor.get("round_id"), "updated_at": now}])
+            if delta_link:
+                self._mirror_delta_url(tx, user_id, calendar_id, kept_delta)
             return PageResult(changes, round_id)
 
         return self._atomic(user_id, unit)
@@ -584,8 +592,48 @@ class Repository(ABC):
         def unit(tx: Any) -> None:
             self._delete(tx, SEEN, user_id, scope)
             self._delete(tx, CURSORS, user_id, scope)
+            self._mirror_delta_url(tx, user_id, calendar_id, None)
 
         self._atomic(user_id, unit)
+
+    def _mirror_delta_url(self, tx: Any, user_id: str, calendar_id: str, delta_link: str | None) -> None:
+        """Copy the cursor's deltaLink to the calendar row's `delta_url` (WebhookDB's published column).
+
+        The cursor stays the source of truth; the column only mirrors it, so writing it neither
+        counts as a change of the calendar (no row_updated_at, no outbox entry) nor is read back.
+        """
+        rows = self._select(CALENDARS, user_id, {"microsoft_user_id": user_id, "microsoft_calendar_id": calendar_id},
+                            tx, columns=["microsoft_calendar_id", "delta_url"])
+        if rows and rows[0]["delta_url"] != delta_link:
+            self._set_columns(tx, CALENDARS, user_id, {calendar_id: {"delta_url": delta_link}})
+
+    def keep_created_at(self, table: str, user_id: str, created: dict[str, datetime]) -> int:
+        """Give the user's existing rows of `table` these `row_created_at` values (remote id -> instant).
+
+        For rows brought over from another store (`import-webhookdb`), so they keep their age.
+        Only `row_created_at` changes; rows already right and unknown ids are left alone, so a
+        second call changes nothing. Returns how many rows changed.
+        """
+        spec = schema.BY_NAME[table]
+        if not spec.replicated:
+            raise ValueError(f"keep_created_at sets replicated tables, not {table}")
+        changed = 0
+        for chunk in chunks(sorted(created), self.chunk_size):
+            filters: dict[str, Any] = {spec.partition: user_id}
+            if spec.remote_key != spec.partition:
+                filters[spec.remote_key] = list(chunk)
+
+            def unit(tx: Any, filters: dict[str, Any] = filters, chunk: Sequence[str] = chunk) -> int:
+                wanted = set(chunk)
+                rows = self._select(spec, user_id, filters, tx, columns=[spec.remote_key, "row_created_at"])
+                updates = {r[spec.remote_key]: {"row_created_at": _utc(created[r[spec.remote_key]])} for r in rows
+                           if r[spec.remote_key] in wanted and r["row_created_at"] != _utc(created[r[spec.remote_key]])}
+                if updates:
+                    self._set_columns(tx, spec, user_id, updates)
+                return len(updates)
+
+            changed += self._atomic(user_id, unit)
+        return changed
 
     # ------------------------------------------------------------------ narrow reads
     def select(self, table: str, user_id: str, columns: Sequence[str], **filters: Any) -> list[dict[str, Any]]:

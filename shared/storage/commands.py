@@ -31,7 +31,7 @@ def run_fixture(args: argparse.Namespace) -> int:
     if specs[0] is None:
         raise CommandError(f"unknown table {args.integration!r}; tables: " + ", ".join(schema.BY_NAME))
     try:
-        print("\n\n".join(fixture_ddl(spec, args.dialect, args.table) for spec in specs))
+        print("\n\n".join(fixture_ddl(spec, args.dialect, args.table, together=args.all) for spec in specs))
     except ValueError as exc:
         raise CommandError(str(exc)) from None
     return 0

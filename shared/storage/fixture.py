@@ -61,10 +61,16 @@ def render_table(spec: TableSpec, dialect: str, *, table: str | None = None, opa
     return statements
 
 
-def fixture_ddl(spec: TableSpec, dialect: str = "postgres", table: str | None = None) -> str:
-    """The text `fixture` prints: WebhookDB's naming (`<name>_fixture`, `svi_fixture_*`) unless renamed."""
-    return "\n".join(render_table(spec, dialect, table=table or f"{spec.name}_fixture",
-                                  opaque=table or "fixture"))
+def fixture_ddl(spec: TableSpec, dialect: str = "postgres", table: str | None = None, *,
+                together: bool = False) -> str:
+    """The text `fixture` prints: WebhookDB's naming (`<name>_fixture`, `svi_fixture_*`) unless renamed.
+
+    WebhookDB's fixture names every table's indexes `svi_fixture_*`; printed `together` (all
+    tables in one script) they would collide, so each table's indexes then carry its short
+    name (`svi_fixture_events_*`) and every one is created.
+    """
+    opaque = table or (f"fixture_{spec.short}" if together else "fixture")
+    return "\n".join(render_table(spec, dialect, table=table or f"{spec.name}_fixture", opaque=opaque))
 
 
 def real_table_ddl(spec: TableSpec, dialect: str) -> list[str]:

@@ -257,6 +257,19 @@ class PostgresRepository(SqlRepository):
         with tx.cursor() as cur:
             _copy_binary(cur, sql.Identifier(spec.name), names, types, ([row.get(n) for n in names] for row in rows))
 
+    def _set_columns(self, tx: Any, spec: TableSpec, partition: str, updates: dict[str, dict[str, Any]]) -> None:
+        by_names: dict[tuple[str, ...], list[list[Any]]] = {}
+        for key, values in updates.items():
+            names = tuple(sorted(values))
+            by_names.setdefault(names, []).append([_param(spec.column(n).type, values[n]) for n in names] + [key])
+        for names, params in by_names.items():
+            query = sql.SQL("UPDATE {} SET {} WHERE {} = %s").format(
+                sql.Identifier(spec.name),
+                sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(n)) for n in names),
+                sql.Identifier(spec.remote_key))
+            with tx.cursor() as cur:
+                cur.executemany(query, params)
+
     def _count(self, spec: TableSpec, partition: str | None) -> int:
         where, params = _where(spec, {spec.partition: partition} if partition else {})
         with self.pool.connection() as conn:

@@ -71,11 +71,16 @@ class TableSpec:
         return any(c.name == "row_version" for c in self.columns)
 
 
-def replicated(name: str, short: str, key: str, *columns: Column) -> TableSpec:
-    """A WebhookDB-shaped table: remote key, row timestamps, own columns, then data."""
+def replicated(name: str, short: str, key: str, *columns: Column, before_timestamps: tuple[Column, ...] = ()
+               ) -> TableSpec:
+    """A WebhookDB-shaped table: remote key, [before_timestamps], row timestamps, own columns, then data.
+
+    The order is WebhookDB's (its event table has the owner ids between the key and the row
+    timestamps), so positional `INSERT ... SELECT` and `COPY` from WebhookDB's tables line up.
+    """
     return TableSpec(
         name, short,
-        (Column(key, TEXT, KEY), Column("row_created_at", TIMESTAMP, META, indexed=True),
+        (Column(key, TEXT, KEY), *before_timestamps, Column("row_created_at", TIMESTAMP, META, indexed=True),
          Column("row_updated_at", TIMESTAMP, META, indexed=True), *columns, Column("data", JSON, DATA)),
         key=(key,), replicated=True,
         partition=key if key == "microsoft_user_id" else "microsoft_user_id",
@@ -128,10 +133,10 @@ CALENDARS = replicated(
     Column("delta_url", TEXT),
 )
 
+# WebhookDB's 16 columns in WebhookDB's order (pk, microsoft_event_id ... original_end_timezone), then the
+# columns this product adds (is_cancelled ... row_version), then data.
 EVENTS = replicated(
     "microsoft_calendar_event_v1", "events", "microsoft_event_id",
-    Column("microsoft_calendar_id", TEXT, CONTEXT, indexed=True),
-    Column("microsoft_user_id", TEXT, CONTEXT, indexed=True),
     Column("created", TIMESTAMP, DERIVED, source=lambda d: timeconv.parse_utc(d.get("createdDateTime"))),
     Column("updated", TIMESTAMP, DERIVED, source=lambda d: timeconv.parse_utc(d.get("lastModifiedDateTime"))),
     Column("is_all_day", BOOL, DERIVED, source=_get("isAllDay")),
@@ -148,6 +153,8 @@ EVENTS = replicated(
     Column("subject", TEXT, DERIVED, source=_get("subject")),
     Column("change_key", TEXT, DERIVED, source=_get("changeKey")),
     Column("row_version", TEXT, DERIVED, source=event_version),
+    before_timestamps=(Column("microsoft_calendar_id", TEXT, CONTEXT, indexed=True),
+                       Column("microsoft_user_id", TEXT, CONTEXT, indexed=True)),
 )
 
 ACCOUNTS = state(

@@ -175,6 +175,15 @@ class SqliteRepository(SqlRepository):
                f"VALUES ({', '.join('?' * len(names))})")
         tx.executemany(sql, [[encode(spec.column(n).type, r.get(n)) for n in names] for r in rows])
 
+    def _set_columns(self, tx: Any, spec: TableSpec, partition: str, updates: dict[str, dict[str, Any]]) -> None:
+        by_names: dict[tuple[str, ...], list[list[Any]]] = {}
+        for key, values in updates.items():
+            names = tuple(sorted(values))
+            by_names.setdefault(names, []).append([encode(spec.column(n).type, values[n]) for n in names] + [key])
+        for names, params in by_names.items():
+            sets = ", ".join(f"{spec.column(n).name} = ?" for n in names)
+            tx.executemany(f"UPDATE {spec.name} SET {sets} WHERE {spec.remote_key} = ?", params)  # noqa: S608
+
     def _count(self, spec: TableSpec, partition: str | None) -> int:
         where, params = _where(spec, {spec.partition: partition} if partition else {})
         with self._lock:

@@ -448,6 +448,23 @@ class TablesRepository(base.Repository):
         for row in rows:
             tx.add(table, ("upsert", self._entity(spec, row), {"mode": UpdateMode.REPLACE}))
 
+    def _set_columns(self, tx: _Tx, spec: TableSpec, partition: str, updates: dict[str, dict[str, Any]]) -> None:
+        """Read each entity, change its properties, replace it with If-Match (a None removes the property;
+        the data properties are sent back as they were read)."""
+        client, table = self._client(spec), _PLACEMENT[spec.name][0]
+        for key, values in updates.items():
+            row_key = self._row_key(spec, {spec.remote_key: key, spec.partition: partition})
+            try:
+                entity = client.get_entity(tablekeys.encode_key(partition), row_key)
+            except ResourceNotFoundError as exc:
+                raise base.Conflict(f"{spec.name} {key} is gone") from exc
+            etag = entity.metadata["etag"]
+            changed = self._entity(spec, {spec.partition: partition, spec.remote_key: key, **values})
+            entity = {k: v for k, v in entity.items() if k not in values}
+            entity.update(changed)
+            tx.add(table, ("update", entity, {"mode": UpdateMode.REPLACE, "etag": etag,
+                                              "match_condition": MatchConditions.IfNotModified}))
+
     def acquire_lease(self, name: str, owner: str, ttl_seconds: float) -> bool:
         """Leases are entities of the meta table; ETags make the take a compare-and-set."""
         meta = self._clients["meta"]

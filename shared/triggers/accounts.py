@@ -1,5 +1,6 @@
 """Account triggers: interactive sign-in (`/api/oauth/start`, `/api/oauth/callback`) and
-WebhookDB-style client requests (`POST /api/users`, function key).
+WebhookDB-style client requests (`POST /api/users` with a function key, or
+`POST /api/webhookdb/users` with WebhookDB's `Whdb-Webhook-Secret` header).
 
 Cold start: MSAL, cryptography and the storage drivers are imported inside
 the bodies, never here. Pages never show a traceback; errors are logged
@@ -11,6 +12,8 @@ from __future__ import annotations
 import html
 import json
 import logging
+from collections.abc import Callable
+from typing import Any
 
 import azure.functions as func
 
@@ -83,8 +86,26 @@ def users(req: func.HttpRequest) -> func.HttpResponse:
     from shared.auth import client_requests
     from shared.config import get_settings
 
+    return _client_reply(lambda: client_requests.handle(get_settings(), req.get_body()))
+
+
+@bp.route(route="webhookdb/users", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+def webhookdb_users(req: func.HttpRequest) -> func.HttpResponse:
+    """The same requests for a client built for WebhookDB: its `Whdb-Webhook-Secret` header is the
+    credential (checked in code, so the host lets the request through without a function key)."""
+    from shared.auth import client_requests
+    from shared.config import get_settings
+
+    secret = req.headers.get(client_requests.WEBHOOKDB_SECRET_HEADER)
+    return _client_reply(lambda: client_requests.handle_webhookdb(get_settings(), secret, req.get_body()))
+
+
+def _client_reply(answer: Callable[[], Any]) -> func.HttpResponse:
+    """Run a client request; its Reply as JSON (a failure is logged without secrets, answered 500)."""
+    from shared.auth import client_requests
+
     try:
-        reply = client_requests.handle(get_settings(), req.get_body())
+        reply = answer()
     except Exception as exc:
         log.error("client request failed: %s", _describe(exc))
         reply = client_requests.Reply(500, {"error": "internal error; see the function log"})
