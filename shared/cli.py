@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "shared.secrets.commands", "shared.crypto.commands", "shared.auth.commands",
     "shared.actions.commands",
     "shared.ops.commands",
+    "shared.feed.commands", "shared.api.commands",
 )
 
 

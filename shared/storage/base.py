@@ -575,6 +575,22 @@ class Repository(ABC):
             return []
         return self._select(spec, user_id, {spec.partition: user_id, **filters}, columns=list(columns))
 
+    # ------------------------------------------------------------------ counters
+    def increment(self, name: str, by: int = 1) -> int:
+        """Add `by` to the counter `name` atomically across instances; returns the new value.
+
+        Counters are rows of the outbox-sequence table, so they reuse its atomic increment (row lock
+        on SQL, If-Match on Tables). Their names contain ':' ('webhook:crm:delivered'), which a
+        microsoft_user_id never does.
+        """
+        if ":" not in name:
+            raise ValueError("counter names contain ':' so they never collide with a user's sequence")
+        return self._atomic(name, lambda tx: self._allocate(tx, name, by))
+
+    def counter(self, name: str) -> int:
+        row = self._get(OUTBOX_SEQ, name, {"microsoft_user_id": name})
+        return int(row["last_seq"]) if row else 0
+
     # ------------------------------------------------------------------ outbox
     def pending_changes(self, user_id: str, limit: int = 500) -> list[OutboxEntry]:
         """The user's changes not yet acknowledged, oldest first (at most `limit`)."""
