@@ -3,13 +3,13 @@ attempts of the sync message (the queue failing mid-batch, a crash between send 
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from typing import Any
 
 from shared.queues import OUTBOUND_QUEUE, open_queue
 from shared.queues.messages import SyncRequest, enqueue_sync
 from shared.storage import schema
+from tests.feed.contract import drain
 from tests.sync.world import slot, weekly
 
 
@@ -55,13 +55,8 @@ def drain_retrying(world, limit: int = 20) -> list[Any]:
 
 
 def consume(world) -> list[dict[str, Any]]:
-    """Everything on the outbound queue (received and deleted, as a consumer would)."""
-    queue, out = world.queue(OUTBOUND_QUEUE), []
-    while batch := queue.receive(32, visibility_timeout=300):
-        for message in batch:
-            out.append(json.loads(message.body))
-            queue.delete(message)
-    return out
+    """Everything on the outbound queue (received and deleted, as a consumer would), each one validated."""
+    return drain(OUTBOUND_QUEUE, world.settings)
 
 
 def unique(messages: list[dict[str, Any]]) -> Counter:
