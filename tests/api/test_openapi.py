@@ -134,6 +134,19 @@ def test_served_description_validates(api):
     validate(json.loads(response.get_body()))
 
 
+@pytest.mark.parametrize(("action", "inputs", "bad"), [
+    ("send-message", {"to": [0], "subject": "s", "body": "b"}, "to"),      # found by the run below: was a 500
+    ("send-message", {"to": ["a@b.test"], "cc": [{"x": 1}]}, "cc"),
+    ("create-event-subscription", {"change_types": [1]}, "change_types"),
+])
+def test_non_text_list_items_are_a_400_naming_the_input(api, action, inputs, bad):
+    host, user = api
+    body = json.dumps({"user_id": user, "inputs": inputs}).encode()
+    response = host.dispatch("POST", f"/api/actions/{action}", {"x-functions-key": host.function_key}, body)
+    assert response.status_code == 400, response.get_body()
+    assert json.loads(response.get_body())["error"]["input"] == bad
+
+
 @pytest.mark.parametrize(("path", "method", "op"), _operations(), ids=lambda v: v if isinstance(v, str) else "")
 def test_property_based_requests_stay_within_the_description(api, path, method, op):
     host, user = api
