@@ -358,7 +358,9 @@ class Repository(ABC):
     def upsert_user(self, user_id: str, data: dict[str, Any], *, encrypted_refresh_token: Any = KEEP) -> None:
         managed = {} if encrypted_refresh_token is KEEP else {"encrypted_refresh_token": encrypted_refresh_token}
         rows = self._incoming(USERS, [data], {"microsoft_user_id": user_id}, managed)
-        self._atomic(user_id, lambda tx: self._upsert(tx, USERS, user_id, rows))
+        # The profile (Graph's /me or /users/{id}) is published like calendars and events; the managed
+        # columns set elsewhere (token, subscription) are not row changes consumers care about.
+        self._atomic(user_id, lambda tx: self._record(tx, user_id, self._upsert(tx, USERS, user_id, rows)))
 
     def get_user(self, user_id: str) -> UserRow | None:
         row = self._get(USERS, user_id, {"microsoft_user_id": user_id})

@@ -18,15 +18,16 @@ class QueueDown(RuntimeError):
 
 
 def fail_next_send(monkeypatch, world, *, after: int) -> list[int]:
-    """The next send to the outbound queue delivers `after` messages, then raises; later sends work."""
+    """The next send of more than `after` messages to the outbound queue delivers `after`, then raises;
+    later sends work."""
     queue_type = type(open_queue(OUTBOUND_QUEUE, world.settings))
     original = queue_type.send_many
     failures: list[int] = []
 
     def send_many(self, bodies, *, delay_seconds: int = 0) -> int:
-        if self.name != OUTBOUND_QUEUE or failures:
-            return original(self, bodies, delay_seconds=delay_seconds)
         bodies = list(bodies)
+        if self.name != OUTBOUND_QUEUE or failures or len(bodies) <= after:
+            return original(self, bodies, delay_seconds=delay_seconds)
         failures.append(len(bodies))
         original(self, bodies[:after], delay_seconds=delay_seconds)
         raise QueueDown("outbound queue unavailable")
@@ -83,6 +84,7 @@ def test_changes_survive_a_failing_outbound_queue(world, no_subscribe, monkeypat
     messages = consume(world)
     rows = {(schema.CALENDARS.name, c.microsoft_calendar_id) for c in world.repo.list_calendars(alice)}
     rows |= {(schema.EVENTS.name, e.microsoft_event_id) for e in world.repo.list_events(alice)}
+    rows |= {(schema.USERS.name, alice)}  # the profile stored at sign-in
     assert unique(messages) == Counter({(t, i, "row.created"): 1 for t, i in rows})
     assert len(messages) == len(rows) + 5  # at-least-once: the 5 sent before the failure came again
 
