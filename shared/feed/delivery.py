@@ -84,6 +84,17 @@ def _post(endpoint: Any, secret: str, message: dict[str, Any], body: bytes, time
     return session.post(endpoint.url, data=body, headers=headers, timeout=timeout, allow_redirects=False)
 
 
+def _counter(repo: Any, endpoint: str) -> Any:
+    """Count an outcome; figures are best effort: a failed count must not repeat a delivery."""
+    def count(outcome: str) -> None:
+        try:
+            repo.increment(counter_name(endpoint, outcome))
+        except Exception as exc:
+            log.warning("webhook %s: could not count a %s delivery (%s)", endpoint, outcome, type(exc).__name__)
+
+    return count
+
+
 def deliver(job_text: str | bytes, settings: Any = None) -> Attempt:
     """Run one delivery job from the webhook queue."""
     from shared.config import get_settings
@@ -115,9 +126,9 @@ def deliver(job_text: str | bytes, settings: Any = None) -> Attempt:
         answer.close()
     except Exception as exc:  # network, TLS, timeout: the receiver's problem, retried
         error = f"{type(exc).__name__}: {str(exc)[:200]}"
-    repo = open_repository(settings)
+    count = _counter(open_repository(settings), name)
     if status is not None and 200 <= status < 300:
-        repo.increment(counter_name(name, "delivered"))
+        count("delivered")
         return Attempt(name, "delivered", status)
     if status is not None:
         error = f"HTTP {status}" + (" (redirects are not followed)" if 300 <= status < 400 else "")
@@ -128,12 +139,12 @@ def deliver(job_text: str | bytes, settings: Any = None) -> Attempt:
         open_queue(WEBHOOK_QUEUE, settings).send(
             job(name, raw_message, attempt=attempt + 1, queued_at=doc.get("queued_at"), last_error=error),
             delay_seconds=delay)
-        repo.increment(counter_name(name, "retried"))
+        count("retried")
         log.info("webhook %s: attempt %d failed (%s); next in %ds", name, attempt, error, delay)
         return Attempt(name, "retried", status, error, delay)
     open_queue(poison_queue_name(WEBHOOK_QUEUE), settings).send(
         job(name, raw_message, attempt=attempt, queued_at=doc.get("queued_at"), last_error=error))
-    repo.increment(counter_name(name, "dead_lettered"))
+    count("dead_lettered")
     log.warning("webhook %s: message %s dead-lettered after attempt %d (%s)", name, message.get("id"), attempt,
                 error)
     return Attempt(name, "dead_lettered", status, error)

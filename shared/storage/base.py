@@ -107,6 +107,9 @@ class Stored:
     etag: Any = None
 
 
+COUNTER_ROUNDS = 20
+
+
 def change_version(data: dict[str, Any] | None) -> str:
     """The version an outbound event carries (and its de-dup id hashes): changeKey, else lastModified/etag."""
     if not data:
@@ -587,7 +590,14 @@ class Repository(ABC):
         """
         if ":" not in name:
             raise ValueError("counter names contain ':' so they never collide with a user's sequence")
-        return self._atomic(name, lambda tx: self._allocate(tx, name, by))
+        for attempt in range(COUNTER_ROUNDS):  # a hot counter on Tables loses If-Match races often
+            try:
+                return self._atomic(name, lambda tx: self._allocate(tx, name, by))
+            except Conflict:
+                if attempt == COUNTER_ROUNDS - 1:
+                    raise
+                time.sleep(random.uniform(0, 0.02 * (attempt + 1)))
+        raise AssertionError("unreachable")
 
     def counter(self, name: str) -> int:
         row = self._get(OUTBOX_SEQ, name, {"microsoft_user_id": name})
