@@ -390,9 +390,13 @@ class Repository(ABC):
                                          "events_subscription_expiration": _utc(expiration)})
 
     def delete_user(self, user_id: str) -> None:
-        """The user's rows in all three tables, the account state, cursors and round markers."""
+        """The user's rows in all three tables, the account state, cursors and round markers.
+
+        The outbox sequence stays: a user linked again continues it, so the feed's `sequence`
+        (what consumers order a row's changes by) never goes backwards.
+        """
         def unit(tx: Any) -> None:
-            for spec in (OUTBOX, OUTBOX_SEQ, SEEN, CURSORS, EVENTS, CALENDARS, ACCOUNTS, USERS):
+            for spec in (OUTBOX, SEEN, CURSORS, EVENTS, CALENDARS, ACCOUNTS, USERS):
                 self._delete(tx, spec, user_id, {"microsoft_user_id": user_id})
 
         self._atomic(user_id, unit)

@@ -39,3 +39,12 @@ def test_the_user_profile_is_recorded_when_it_changes(repo: Repository):
     repo.set_events_subscription(USER, "sub-1", None)  # managed columns are not profile changes
     assert [(e.table, e.remote_id, e.kind) for e in repo.pending_changes(USER)] == [
         (schema.USERS.name, USER, "created"), (schema.USERS.name, USER, "updated")]
+
+
+def test_the_change_sequence_never_goes_backwards_across_a_relink(repo: Repository):
+    repo.upsert_user(USER, {"id": USER, "displayName": "A"})
+    (before,) = repo.pending_changes(USER)
+    repo.delete_user(USER)                                   # UNLINKED
+    repo.upsert_user(USER, {"id": USER, "displayName": "A"})  # LINKED again
+    (after,) = repo.pending_changes(USER)
+    assert after.seq > before.seq
