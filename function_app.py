@@ -7,9 +7,9 @@ Only registrations live here; every trigger is defined in a blueprint under
 
 import azure.functions as func
 
-from shared.triggers import accounts, actions, health, maintenance, notifications
+from shared.triggers import blueprints
 
 app = func.FunctionApp()
 
-for blueprint in (health.bp, accounts.bp, actions.bp, maintenance.bp, notifications.bp):
+for blueprint in blueprints():
     app.register_functions(blueprint)

@@ -93,6 +93,9 @@ param appOnlyGroup string = ''
 ])
 param logLevel string = 'info'
 
+@description('WEBHOOKS: JSON array of HTTPS endpoints receiving the change feed (docs/CHANGE_FEED.md); each signs with the Key Vault secret webhook-<name>. Empty = none.')
+param webhooks string = ''
+
 @description('Hosting plan SKU: FC1 = Flex Consumption (default); B1, P0v3, P1v3 = dedicated Linux plan.')
 @allowed([
   'FC1'
@@ -163,12 +166,16 @@ var appServiceSuffixes = {
 var appServiceSuffix = contains(appServiceSuffixes, environment().name) ? appServiceSuffixes[environment().name] : 'azurewebsites.net'
 var baseUrl = 'https://${functionAppName}.${appServiceSuffix}'
 
-// Queues of shared/queues (SYNC_QUEUE, OUTBOUND_QUEUE) and their poison queues.
+// Queues of shared/queues (SYNC_QUEUE, OUTBOUND_QUEUE, NOTIFICATIONS_QUEUE, WEBHOOK_QUEUE) and the poison
+// queues of the triggered ones (webhook-deliveries-poison is the webhooks' dead-letter queue).
 var queueNames = [
   'calendar-sync'
   'calendar-sync-poison'
   'outlook-changes'
   'outlook-changes-poison'
+  'outlook-notifications'
+  'webhook-deliveries'
+  'webhook-deliveries-poison'
 ]
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
@@ -265,6 +272,11 @@ var appSettings = {
   WINDOW_SCHEDULE: '0 15 3 * * *'
   RENEWAL_MARGIN_MINUTES: '60'
   RENEWAL_RESYNC: 'true'
+  FEED_QUEUES: 'true'
+  WEBHOOKS: webhooks
+  WEBHOOK_MAX_ATTEMPTS: '8'
+  WEBHOOK_BACKOFF_SECONDS: '30'
+  WEBHOOK_TIMEOUT_SECONDS: '10'
   LOG_LEVEL: logLevel
 }
 

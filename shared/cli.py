@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "shared.actions.commands",
     "shared.ops.commands",
     "shared.importer.commands",
+    "shared.feed.commands", "shared.api.commands",
 )
 
 

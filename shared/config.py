@@ -55,6 +55,12 @@ def _parse_url(raw: str) -> str:
     return value
 
 
+def _parse_webhooks(raw: str) -> tuple[Any, ...]:
+    from shared.feed.endpoints import parse_endpoints
+
+    return parse_endpoints(raw)
+
+
 @dataclass(frozen=True)
 class Setting:
     """One app setting: its environment name, how to parse it, and what it is for."""
@@ -187,6 +193,25 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WINDOW_SCHEDULE", "window_schedule",
             "NCRONTAB (with seconds) of the daily calendar-window upkeep timer.",
             "0 15 3 * * *", "0 15 3 * * *"),
+    # --- change feed and webhooks (docs/CHANGE_FEED.md) ---------------------------------
+    Setting("FEED_QUEUES", "feed_queues",
+            "Publish the change feed on the outlook-changes and outlook-notifications queues; turn "
+            "off when only webhooks consume it.",
+            "true", True, _parse_bool),
+    Setting("WEBHOOKS", "webhooks",
+            "JSON array of HTTPS endpoints receiving the feed, signed with the secret webhook-<name>: "
+            "[{\"name\", \"url\", \"kinds\" (optional), \"users\" (optional)}].",
+            '[{"name":"crm","url":"https://hooks.example.com/calendar","kinds":["row.created"]}]',
+            (), _parse_webhooks),
+    Setting("WEBHOOK_MAX_ATTEMPTS", "webhook_max_attempts",
+            "Delivery attempts per message and endpoint before it goes to webhook-deliveries-poison.",
+            "8", 8, _parse_int),
+    Setting("WEBHOOK_BACKOFF_SECONDS", "webhook_backoff_seconds",
+            "First retry delay of a failed delivery; doubled per attempt (at most an hour), or the "
+            "receiver's Retry-After when longer.",
+            "30", 30, _parse_int),
+    Setting("WEBHOOK_TIMEOUT_SECONDS", "webhook_timeout_seconds",
+            "Timeout of one webhook request.", "10", 10, _parse_int),
     # --- operations ----------------------------------------------------------------------
     Setting("LOG_LEVEL", "log_level", "Log level of the app's own loggers.", "INFO", "INFO",
             _parse_choice("debug", "info", "warning", "error")),

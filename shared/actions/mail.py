@@ -106,7 +106,9 @@ def delete_message(ctx: ActionContext, v: dict[str, Any]) -> Any:
     return done(deleted=v["message_id"])
 
 
-def _recipients(value: list[str] | None) -> list[dict[str, Any]]:
+def _recipients(value: list[Any] | None, name: str) -> list[dict[str, Any]]:
+    if any(not isinstance(a, str) for a in value or []):
+        raise InputError(name, "expected email addresses (strings)")
     return [{"emailAddress": {"address": a.strip()}} for a in value or [] if a.strip()]
 
 
@@ -161,12 +163,12 @@ def send_message(ctx: ActionContext, v: dict[str, Any]) -> Any:
         "subject": v.get("subject") or "",
         "body": {"contentType": "HTML" if v["body_content_type"] == "html" else "Text",
                  "content": v.get("message_body") or ""},
-        "toRecipients": _recipients(v["to"]),
+        "toRecipients": _recipients(v["to"], "to"),
     }
     if v.get("cc"):
-        message["ccRecipients"] = _recipients(v["cc"])
+        message["ccRecipients"] = _recipients(v["cc"], "cc")
     if v.get("bcc"):
-        message["bccRecipients"] = _recipients(v["bcc"])
+        message["bccRecipients"] = _recipients(v["bcc"], "bcc")
     files = attachments(v.get("attachments"), v.get("dynamic_attachments"))
     if files:
         message["attachments"] = files

@@ -123,7 +123,9 @@ def _create(ctx: ActionContext, v: dict[str, Any], resource: str, change_type: s
     return {**sub, "created": True}
 
 
-def _change_types(value: list[str], name: str) -> str:
+def _change_types(value: list[Any], name: str) -> str:
+    if any(not isinstance(k, str) for k in value):
+        raise InputError(name, f"change types must be among {', '.join(CHANGE_TYPES)}")
     kinds = [k.strip().lower() for k in value if k.strip()]
     bad = [k for k in kinds if k not in CHANGE_TYPES]
     if bad or not kinds:

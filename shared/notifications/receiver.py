@@ -3,7 +3,7 @@
 The whole path is: validation handshake, or parse -> verify each item's
 clientState against the sid/kid of the request URL (HMAC, no database) ->
 one SyncRequest per user on the sync queue (OUTBOUND routes: the item itself
-on the outbound queue) -> 202. Nothing here waits on Graph or the database,
+on the `outlook-notifications` queue and the webhooks) -> 202. Nothing here waits on Graph or the database,
 and nothing heavy is imported: Graph allows 10 s for the handshake and 3 s for
 an acknowledgement, cold start included.
 
@@ -151,11 +151,18 @@ def route(items: list[Any], sid: str | None, kid: str | None, received_at: float
 
 
 def _outbound_message(label: str, item: dict[str, Any], received_at: float) -> str:
-    """A subscription made through the actions: its notification goes to the user's systems as is."""
+    """A subscription made through the actions: its notification goes to the user's systems as is.
+
+    Schema notification.v1 / lifecycle.v1 (shared/feed/schemas); `id` hashes the notification, so a
+    duplicate Graph delivery has the same id.
+    """
+    from shared.feed.contract import LIFECYCLE, NOTIFICATION, content_id, encode
+
     clean = {k: v for k, v in item.items() if k != "clientState"}
     kind = "lifecycle" if item.get("lifecycleEvent") else "notification"
-    return json.dumps({"type": kind, "label": label, "received_at": received_at, "notification": clean},
-                      separators=(",", ":"))
+    return encode({"schema": LIFECYCLE if kind == "lifecycle" else NOTIFICATION,
+                   "id": content_id(label, json.dumps(clean, sort_keys=True)), "type": kind, "label": label,
+                   "received_at": received_at, "notification": clean})
 
 
 def handle(body: bytes, content_type: str | None, params: dict[str, str], *, enqueue: Any = None) -> Reply:
@@ -185,9 +192,11 @@ def handle(body: bytes, content_type: str | None, params: dict[str, str], *, enq
 
 
 def _enqueue(routed: Routed) -> None:
-    from shared.queues import OUTBOUND_QUEUE, SYNC_QUEUE, open_queue
+    from shared.queues import NOTIFICATIONS_QUEUE, SYNC_QUEUE, open_queue
 
     if routed.sync:
         open_queue(SYNC_QUEUE).send_many(r.to_json() for r in routed.sync.values())
     if routed.outbound:
-        open_queue(OUTBOUND_QUEUE).send_many(routed.outbound)
+        from shared.feed.fanout import publish
+
+        publish(open_queue(NOTIFICATIONS_QUEUE), routed.outbound)

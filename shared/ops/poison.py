@@ -8,6 +8,7 @@ who signed in again) `python -m shared replay-poison` moves them back.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,13 +29,17 @@ def describe(body: str) -> dict[str, Any]:
     except ValueError:
         return {"body": body[:200]}
     if isinstance(raw, dict):
-        return {k: raw[k] for k in ("user_id", "reason", "lifecycle_event", "full") if k in raw} or {"body": body[:200]}
+        keys = ("user_id", "reason", "lifecycle_event", "full", "endpoint", "attempt", "last_error")
+        return {k: raw[k] for k in keys if k in raw} or {"body": body[:200]}
     return {"body": body[:200]}
 
 
 def replay_poison(queue_name: str | None = None, *, dry_run: bool = False, limit: int | None = None,
-                  settings=None) -> ReplayReport:
-    """Move messages from `<queue>-poison` back to `<queue>` (sent first, then deleted: at-least-once)."""
+                  settings=None, rewrite: Callable[[str], str] | None = None) -> ReplayReport:
+    """Move messages from `<queue>-poison` back to `<queue>` (sent first, then deleted: at-least-once).
+
+    `rewrite` turns a parked body into the one sent back (webhook jobs start their attempts afresh).
+    """
     from shared.queues import SYNC_QUEUE, open_queue, poison_queue_name
 
     queue_name = queue_name or SYNC_QUEUE
@@ -51,7 +56,7 @@ def replay_poison(queue_name: str | None = None, *, dry_run: bool = False, limit
         if not batch:
             break
         for message in batch:
-            target.send(message.body)
+            target.send(rewrite(message.body) if rewrite else message.body)
             poison.delete(message)
             report.moved += 1
             if len(report.preview) < 32:

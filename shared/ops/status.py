@@ -70,10 +70,18 @@ def user_status(account: Any, user: Any, rows: dict[str, int], now: dt.datetime)
 
 def queue_depths(settings=None) -> dict[str, Any]:
     """Depth of every queue the app uses and of its poison queue; an unreachable queue shows its error."""
-    from shared.queues import OUTBOUND_QUEUE, SYNC_QUEUE, open_queue, poison_queue_name
+    from shared.queues import (
+        NOTIFICATIONS_QUEUE,
+        OUTBOUND_QUEUE,
+        SYNC_QUEUE,
+        WEBHOOK_QUEUE,
+        open_queue,
+        poison_queue_name,
+    )
 
     depths: dict[str, Any] = {}
-    for name in (SYNC_QUEUE, poison_queue_name(SYNC_QUEUE), OUTBOUND_QUEUE, poison_queue_name(OUTBOUND_QUEUE)):
+    for name in (SYNC_QUEUE, poison_queue_name(SYNC_QUEUE), OUTBOUND_QUEUE, poison_queue_name(OUTBOUND_QUEUE),
+                 NOTIFICATIONS_QUEUE, WEBHOOK_QUEUE, poison_queue_name(WEBHOOK_QUEUE)):
         try:
             depths[name] = open_queue(name, settings).depth()
         except Exception as exc:  # status must render even when the queue is down
@@ -113,7 +121,18 @@ def collect_status(settings=None, *, now: dt.datetime | None = None, user_id: st
         "with_problems": sum(1 for e in entries if e["problems"]),
     }
     healthy = (totals["with_problems"] == 0 and isinstance(poison, int) and poison == 0)
-    return {"generated_at": _iso(now), "healthy": healthy, "users": entries, "totals": totals, "queues": queues}
+    return {"generated_at": _iso(now), "healthy": healthy, "users": entries, "totals": totals, "queues": queues,
+            "webhooks": webhook_figures(settings)}
+
+
+def webhook_figures(settings) -> dict[str, Any]:
+    """Per webhook endpoint: delivered, retried and dead-lettered deliveries (shared/feed/delivery.py)."""
+    from shared.feed.delivery import figures
+
+    try:
+        return figures(settings)
+    except Exception as exc:  # status must render even when the counters cannot be read
+        return {"error": f"unavailable: {type(exc).__name__}: {exc}"[:300]}
 
 
 def render_text(doc: dict[str, Any]) -> str:
@@ -137,7 +156,13 @@ def render_text(doc: dict[str, Any]) -> str:
     lines += ["", f"users {totals['users']} {totals['by_status']}, subscriptions {totals['subscriptions']}, "
                   f"rows {totals['rows']}"]
     lines.append("queues: " + ", ".join(f"{name} {depth}" for name, depth in doc["queues"].items()))
+    for name, hook in doc.get("webhooks", {}).items():
+        if isinstance(hook, dict):
+            lines.append(f"webhook {name}: delivered {hook['delivered']}, retried {hook['retried']}, "
+                         f"dead-lettered {hook['dead_lettered']}")
     poison = [name for name, depth in doc["queues"].items() if name.endswith("-poison") and depth not in (0,)]
+    if any(name.startswith("webhook-") for name in poison):
+        lines.append("dead-lettered webhook deliveries: replay with `python -m shared replay-webhooks`")
     if poison:
         lines.append("poison messages are kept: inspect with `python -m shared replay-poison --dry-run`, "
                      "replay with `python -m shared replay-poison` once the cause is fixed")

@@ -11,9 +11,12 @@ from __future__ import annotations
 from shared.queues.base import Queue, QueueMessage, poison_queue_name
 
 SYNC_QUEUE = "calendar-sync"
-OUTBOUND_QUEUE = "outlook-changes"
+OUTBOUND_QUEUE = "outlook-changes"            # row changes (row-change.v1)
+NOTIFICATIONS_QUEUE = "outlook-notifications"  # notifications of subscriptions made through the actions
+WEBHOOK_QUEUE = "webhook-deliveries"           # one job per (feed message, webhook endpoint)
 
-__all__ = ["OUTBOUND_QUEUE", "SYNC_QUEUE", "Queue", "QueueMessage", "open_queue", "poison_queue_name"]
+__all__ = ["NOTIFICATIONS_QUEUE", "OUTBOUND_QUEUE", "SYNC_QUEUE", "WEBHOOK_QUEUE",
+           "Queue", "QueueMessage", "open_queue", "poison_queue_name"]
 
 def open_queue(name: str, settings=None) -> Queue:
     """The queue called `name` on the configured backend (cached per process)."""

@@ -112,6 +112,9 @@ class Stored:
     etag: Any = None
 
 
+COUNTER_ROUNDS = 20
+
+
 def change_version(data: dict[str, Any] | None) -> str:
     """The version an outbound event carries (and its de-dup id hashes): changeKey, else lastModified/etag."""
     if not data:
@@ -392,7 +395,9 @@ class Repository(ABC):
     def upsert_user(self, user_id: str, data: dict[str, Any], *, encrypted_refresh_token: Any = KEEP) -> None:
         managed = {} if encrypted_refresh_token is KEEP else {"encrypted_refresh_token": encrypted_refresh_token}
         rows = self._incoming(USERS, [data], {"microsoft_user_id": user_id}, managed)
-        self._atomic(user_id, lambda tx: self._upsert(tx, USERS, user_id, rows))
+        # The profile (Graph's /me or /users/{id}) is published like calendars and events; the managed
+        # columns set elsewhere (token, subscription) are not row changes consumers care about.
+        self._atomic(user_id, lambda tx: self._record(tx, user_id, self._upsert(tx, USERS, user_id, rows)))
 
     def get_user(self, user_id: str) -> UserRow | None:
         row = self._get(USERS, user_id, {"microsoft_user_id": user_id})
@@ -419,9 +424,13 @@ class Repository(ABC):
                                          "events_subscription_expiration": _utc(expiration)})
 
     def delete_user(self, user_id: str) -> None:
-        """The user's rows in all three tables, the account state, cursors and round markers."""
+        """The user's rows in all three tables, the account state, cursors and round markers.
+
+        The outbox sequence stays: a user linked again continues it, so the feed's `sequence`
+        (what consumers order a row's changes by) never goes backwards.
+        """
         def unit(tx: Any) -> None:
-            for spec in (OUTBOX, OUTBOX_SEQ, SEEN, CURSORS, EVENTS, CALENDARS, ACCOUNTS, USERS):
+            for spec in (OUTBOX, SEEN, CURSORS, EVENTS, CALENDARS, ACCOUNTS, USERS):
                 self._delete(tx, spec, user_id, {"microsoft_user_id": user_id})
 
         self._atomic(user_id, unit)
@@ -651,6 +660,29 @@ class Repository(ABC):
         if any(isinstance(v, list | set | tuple) and not v for v in filters.values()):
             return []
         return self._select(spec, user_id, {spec.partition: user_id, **filters}, columns=list(columns))
+
+    # ------------------------------------------------------------------ counters
+    def increment(self, name: str, by: int = 1) -> int:
+        """Add `by` to the counter `name` atomically across instances; returns the new value.
+
+        Counters are rows of the outbox-sequence table, so they reuse its atomic increment (row lock
+        on SQL, If-Match on Tables). Their names contain ':' ('webhook:crm:delivered'), which a
+        microsoft_user_id never does.
+        """
+        if ":" not in name:
+            raise ValueError("counter names contain ':' so they never collide with a user's sequence")
+        for attempt in range(COUNTER_ROUNDS):  # a hot counter on Tables loses If-Match races often
+            try:
+                return self._atomic(name, lambda tx: self._allocate(tx, name, by))
+            except Conflict:
+                if attempt == COUNTER_ROUNDS - 1:
+                    raise
+                time.sleep(random.uniform(0, 0.02 * (attempt + 1)))
+        raise AssertionError("unreachable")
+
+    def counter(self, name: str) -> int:
+        row = self._get(OUTBOX_SEQ, name, {"microsoft_user_id": name})
+        return int(row["last_seq"]) if row else 0
 
     # ------------------------------------------------------------------ outbox
     def pending_changes(self, user_id: str, limit: int = 500) -> list[OutboxEntry]:

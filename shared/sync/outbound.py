@@ -1,14 +1,17 @@
-"""The user's outbox published to the outbound queue (`outlook-changes`).
+"""The user's outbox published to the row-change queue (`outlook-changes`) and the webhooks.
 
-The repository records every changed calendar/event row in an outbox in the
+The repository records every changed user/calendar/event row in an outbox in the
 same transaction as the change (`shared/storage/base.py`), so a crash or a
 queue outage can delay an event but never lose it. `publish_pending` sends
 the user's pending entries in sequence order and acknowledges them once the
 queue accepted them; the worker calls it at the start of each sync (leftovers
 of a failed run go out first) and at the end.
 
-One message per changed row: `{"id", "type": "row.<kind>", "table", "remote_id",
-"user_id", "version", "data"}`. Entries name the change; `data` is the row as
+One message per changed row, schema `row-change.v1` (shared/feed/schemas,
+docs/CHANGE_FEED.md): `{"schema", "id", "type": "row.<kind>", "table",
+"remote_id", "user_id", "version", "sequence", "data"}`. `sequence` is the
+outbox's per-user commit order, so a consumer ignores a change older than one
+it already applied to the same row. Entries name the change; `data` is the row as
 stored when the message is sent (read in one query per table), so a consumer
 always gets the latest state; a row deleted since is skipped (its deletion
 follows). Delivery is at-least-once (a crash between send and ack sends a
@@ -23,12 +26,11 @@ database.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import logging
 from collections.abc import Iterable
 from typing import Any
 
+from shared.feed.contract import ROW_CHANGE, content_id, encode
 from shared.queues.base import MAX_MESSAGE_BYTES
 from shared.storage.base import change_version as row_version
 from shared.storage.types import OutboxEntry
@@ -41,20 +43,20 @@ BATCH = 500
 
 
 def dedup_id(table: str, remote_id: str, version: str, kind: str) -> str:
-    text = "\x1f".join((table, remote_id, version, kind))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+    return content_id(table, remote_id, version, kind)
 
 
 def message_for(user_id: str, entry: OutboxEntry, data: dict[str, Any] | None) -> str:
     body: dict[str, Any] = {
-        "id": dedup_id(entry.table, entry.remote_id, entry.version, entry.kind),
+        "schema": ROW_CHANGE, "id": dedup_id(entry.table, entry.remote_id, entry.version, entry.kind),
         "type": f"row.{entry.kind}", "table": entry.table, "remote_id": entry.remote_id,
-        "user_id": user_id, "version": entry.version, "data": data,
+        "user_id": user_id, "version": entry.version, "sequence": entry.seq,
+        "data": data if entry.kind != "deleted" else None,
     }
-    text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+    text = encode(body)
     if len(text.encode("utf-8")) > _LIMIT:
         body["data"], body["truncated"] = None, True
-        text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+        text = encode(body)
     return text
 
 
@@ -111,7 +113,9 @@ def publish_pending(user_id: str, repo: Any, queue: Any = None, settings: Any = 
             from shared.queues import OUTBOUND_QUEUE, open_queue
 
             queue = open_queue(OUTBOUND_QUEUE, settings)
-        sent += queue.send_many(messages(user_id, collapse(entries), repo))
+        from shared.feed.fanout import publish
+
+        sent += publish(queue, messages(user_id, collapse(entries), repo), settings)
         repo.ack_changes(user_id, [e.seq for e in entries])
         if len(entries) < BATCH:
             break

@@ -6,3 +6,10 @@ a response. Heavy modules (MSAL, Azure SDKs, psycopg, cryptography) are imported
 inside the trigger bodies, never at module load: Graph gives the notification
 endpoint 3 seconds and the validation handshake 10, cold start included.
 """
+
+
+def blueprints() -> list:
+    """Every blueprint of the app, in registration order (function_app.py and the OpenAPI description)."""
+    from shared.triggers import accounts, actions, feed, health, maintenance, notifications
+
+    return [health.bp, accounts.bp, actions.bp, maintenance.bp, notifications.bp, feed.bp]

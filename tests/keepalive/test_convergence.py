@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from tests.feed.contract import drain
 from tests.keepalive.conftest import CALLBACK, link
 from tests.replica import expected_rows, replica_rows
 
@@ -174,7 +175,7 @@ def _wait_quiet(sim: Any, host: Any, timeout: float = 90.0) -> None:
 def test_convergence_under_faults(seed, graphsim, app_env, monkeypatch):
     print(f"\nconvergence seed {seed} (replay: CONVERGENCE_SEED={seed} pytest {__file__})")
     from devhost import DevHost
-    from shared.queues import SYNC_QUEUE, open_queue, poison_queue_name
+    from shared.queues import NOTIFICATIONS_QUEUE, OUTBOUND_QUEUE, SYNC_QUEUE, open_queue, poison_queue_name
     from shared.secrets import CLIENT_SECRET, open_secret_store
     from shared.storage import open_repository
 
@@ -255,6 +256,8 @@ def test_convergence_under_faults(seed, graphsim, app_env, monkeypatch):
                                 if u == user and t in suspects))
         assert not problems, f"seed {seed} did not converge: {problems}"
         assert poison == 0
+        emitted = drain(OUTBOUND_QUEUE) + drain(NOTIFICATIONS_QUEUE)  # each message validated against its schema
+        assert emitted and all(m["schema"] == "row-change.v1" for m in emitted)
     finally:
         sim.faults.clear()
         host.stop()

@@ -9,6 +9,7 @@ import azure.functions as func
 import pytest
 
 from shared.notifications import client_state, receiver
+from tests.feed.contract import validate
 
 
 def _post(name: str, url: str, body: bytes, content_type: str | None = "application/json") -> func.HttpResponse:
@@ -95,9 +96,11 @@ def test_outbound_subscriptions_publish_the_notification(env):
     answer = _post("graph_notifications", target.notification_url, json.dumps({"value": [_item(target)]}).encode())
     assert answer.status_code == 202
     assert _queued("calendar-sync") == []
-    (message,) = _queued("outlook-changes")
+    assert _queued("outlook-changes") == []  # row changes only: notifications have their own queue
+    (message,) = _queued("outlook-notifications")
     assert message["label"] == "inbox-watch" and message["type"] == "notification"
     assert "clientState" not in message["notification"]
+    validate(message)
 
 
 @pytest.mark.parametrize(("body", "content_type", "status"), [

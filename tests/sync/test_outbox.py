@@ -3,13 +3,13 @@ attempts of the sync message (the queue failing mid-batch, a crash between send 
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from typing import Any
 
 from shared.queues import OUTBOUND_QUEUE, open_queue
 from shared.queues.messages import SyncRequest, enqueue_sync
 from shared.storage import schema
+from tests.feed.contract import drain
 from tests.sync.world import slot, weekly
 
 
@@ -18,15 +18,16 @@ class QueueDown(RuntimeError):
 
 
 def fail_next_send(monkeypatch, world, *, after: int) -> list[int]:
-    """The next send to the outbound queue delivers `after` messages, then raises; later sends work."""
+    """The next send of more than `after` messages to the outbound queue delivers `after`, then raises;
+    later sends work."""
     queue_type = type(open_queue(OUTBOUND_QUEUE, world.settings))
     original = queue_type.send_many
     failures: list[int] = []
 
     def send_many(self, bodies, *, delay_seconds: int = 0) -> int:
-        if self.name != OUTBOUND_QUEUE or failures:
-            return original(self, bodies, delay_seconds=delay_seconds)
         bodies = list(bodies)
+        if self.name != OUTBOUND_QUEUE or failures or len(bodies) <= after:
+            return original(self, bodies, delay_seconds=delay_seconds)
         failures.append(len(bodies))
         original(self, bodies[:after], delay_seconds=delay_seconds)
         raise QueueDown("outbound queue unavailable")
@@ -55,13 +56,8 @@ def drain_retrying(world, limit: int = 20) -> list[Any]:
 
 
 def consume(world) -> list[dict[str, Any]]:
-    """Everything on the outbound queue (received and deleted, as a consumer would)."""
-    queue, out = world.queue(OUTBOUND_QUEUE), []
-    while batch := queue.receive(32, visibility_timeout=300):
-        for message in batch:
-            out.append(json.loads(message.body))
-            queue.delete(message)
-    return out
+    """Everything on the outbound queue (received and deleted, as a consumer would), each one validated."""
+    return drain(OUTBOUND_QUEUE, world.settings)
 
 
 def unique(messages: list[dict[str, Any]]) -> Counter:
@@ -88,6 +84,7 @@ def test_changes_survive_a_failing_outbound_queue(world, no_subscribe, monkeypat
     messages = consume(world)
     rows = {(schema.CALENDARS.name, c.microsoft_calendar_id) for c in world.repo.list_calendars(alice)}
     rows |= {(schema.EVENTS.name, e.microsoft_event_id) for e in world.repo.list_events(alice)}
+    rows |= {(schema.USERS.name, alice)}  # the profile stored at sign-in
     assert unique(messages) == Counter({(t, i, "row.created"): 1 for t, i in rows})
     assert len(messages) == len(rows) + 5  # at-least-once: the 5 sent before the failure came again
 

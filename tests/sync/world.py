@@ -7,7 +7,6 @@ authorize -> oauth/callback), so the worker uses real tokens and MSAL.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
@@ -102,8 +101,9 @@ class World:
 
     def outbound(self) -> list[dict[str, Any]]:
         from shared.queues import OUTBOUND_QUEUE
+        from tests.feed.contract import validate
 
-        return [json.loads(m.body) for m in self.queue(OUTBOUND_QUEUE).peek(32)]
+        return [validate(m.body) for m in self.queue(OUTBOUND_QUEUE).peek(32)]
 
     # --- comparing with the simulator ------------------------------------------------------
     def expected(self, user: str) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""Machine-readable description of the HTTP API (`openapi.py`)."""

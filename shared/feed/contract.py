@@ -1,0 +1,41 @@
+"""The outbound message kinds and their JSON Schemas (one file per kind and version).
+
+Every message on the feed queues and every webhook body carries `schema`
+(`<kind>.v<n>`), so a consumer dispatches on it and skips versions it does
+not know; a new shape is a new file, never an edit of a published one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+ROW_CHANGE = "row-change.v1"
+NOTIFICATION = "notification.v1"
+LIFECYCLE = "lifecycle.v1"
+SCHEMAS = (ROW_CHANGE, NOTIFICATION, LIFECYCLE)
+
+# What a webhook endpoint can subscribe to (the message's `type`).
+KINDS = ("row.created", "row.updated", "row.deleted", "notification", "lifecycle")
+
+SCHEMA_DIR = Path(__file__).with_name("schemas")
+
+
+@cache
+def load_schema(name: str) -> dict[str, Any]:
+    """The JSON Schema document of message kind `name` (e.g. "row-change.v1")."""
+    if name not in SCHEMAS:
+        raise KeyError(name)
+    return json.loads((SCHEMA_DIR / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def content_id(*parts: str) -> str:
+    """The de-duplication id of a message: the same content always gives the same id."""
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:32]
+
+
+def encode(body: dict[str, Any]) -> str:
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)

@@ -1,0 +1,57 @@
+"""The change-feed contract: the schemas are valid JSON Schema and the product's messages match them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from jsonschema import Draft202012Validator, ValidationError
+
+from shared.feed.contract import SCHEMAS, load_schema
+from shared.storage.types import OutboxEntry
+from shared.sync import outbound
+from tests.feed.contract import validate
+
+EVENTS = "microsoft_calendar_event_v1"
+
+
+@pytest.mark.parametrize("name", SCHEMAS)
+def test_every_schema_is_valid_json_schema(name):
+    Draft202012Validator.check_schema(load_schema(name))
+    assert load_schema(name)["properties"]["schema"]["const"] == name
+
+
+def test_row_messages_validate_for_each_kind_and_when_truncated():
+    created = OutboxEntry(3, EVENTS, "e1", "created", "ck1")
+    deleted = OutboxEntry(4, EVENTS, "e1", "deleted", "")
+    assert validate(outbound.message_for("u", created, {"id": "e1", "changeKey": "ck1"}))["sequence"] == 3
+    assert validate(outbound.message_for("u", deleted, None))["data"] is None
+    big = validate(outbound.message_for("u", created, {"body": "x" * 80_000}))
+    assert big["truncated"] is True and big["data"] is None
+
+
+@pytest.mark.parametrize("change", [
+    {"data": None},                                   # an update without data and not truncated
+    {"type": "row.deleted"},                          # a deletion with data
+    {"table": "microsoft_calendar_account_v1"},       # not a replicated table
+    {"sequence": 0},
+    {"id": "not-hex"},
+    {"extra": 1},
+])
+def test_the_schema_rejects_what_consumers_could_not_rely_on(change):
+    good = json.loads(outbound.message_for("u", OutboxEntry(1, EVENTS, "e1", "updated", "v"), {"id": "e1"}))
+    validate(good)
+    with pytest.raises(ValidationError):
+        validate({**good, **change})
+
+
+def test_forwarded_notifications_validate():
+    from shared.notifications.receiver import _outbound_message
+
+    change = {"subscriptionId": "s", "changeType": "created", "resource": "me/messages/1", "clientState": "x"}
+    first = validate(_outbound_message("action:u:me/messages", change, 1.0))
+    assert first["type"] == "notification" and "clientState" not in first["notification"]
+    assert first["id"] == json.loads(_outbound_message("action:u:me/messages", change, 2.0))["id"]  # duplicates
+    lifecycle = validate(_outbound_message("action:u:me/messages", {"subscriptionId": "s",
+                                                                    "lifecycleEvent": "missed"}, 1.0))
+    assert lifecycle["schema"] == "lifecycle.v1"
