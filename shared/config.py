@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
@@ -201,12 +201,24 @@ SETTINGS: tuple[Setting, ...] = (
 
 _BY_ATTR = {s.attr: s for s in SETTINGS}
 
+# The Functions host's own storage connection (a connection string, or `__queueServiceUri` /
+# `__accountName` sections for the managed identity). Not a setting of the app: the queue trigger
+# reads it, so the app sends its sync requests there when no queue of its own is configured.
+HOST_STORAGE = "AzureWebJobsStorage"
+
+
+def host_storage_values(env: Mapping[str, str]) -> dict[str, str]:
+    """AzureWebJobsStorage and its `__` sections, as set (empty values count as unset)."""
+    return {k: v.strip() for k, v in env.items()
+            if (k == HOST_STORAGE or k.startswith(HOST_STORAGE + "__")) and v and v.strip()}
+
 
 @dataclass(frozen=True)
 class Settings:
     """Parsed settings. Values are None when unset and without a default."""
 
     values: Mapping[str, Any] = field(default_factory=dict)
+    host_storage: Mapping[str, str] = field(default_factory=dict)  # see HOST_STORAGE
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -228,7 +240,7 @@ class Settings:
         unknown = set(overrides) - set(_BY_ATTR)
         if unknown:
             raise ConfigError(f"unknown settings: {', '.join(sorted(unknown))}")
-        return Settings({**self.values, **overrides})
+        return replace(self, values={**self.values, **overrides})
 
     @property
     def authority(self) -> str:
@@ -251,7 +263,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             raise ConfigError(
                 f"{setting.env}={shown} is not valid ({exc}). Example: {setting.env}={setting.example}"
             ) from None
-    return Settings(values)
+    return Settings(values, host_storage_values(env))
 
 
 @lru_cache(maxsize=1)

@@ -7,9 +7,9 @@ import json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    status = subparsers.add_parser("status", help="per-user replication health, totals and queue depths")
+    status = subparsers.add_parser("status", help="per-user replication health (a table), totals and queue depths")
     status.add_argument("--json", action="store_true", help="the same document GET /api/status returns")
-    status.add_argument("--user", metavar="ID", help="only this microsoft_user_id")
+    status.add_argument("--user", metavar="ID", help="only this user (microsoft_user_id or address)")
     status.set_defaults(handler=run_status)
 
     doctor = subparsers.add_parser("doctor", help="check settings, secrets, database, queue, tokens, reachability")
@@ -27,11 +27,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    from shared.ops.status import collect_status, render_text
+    from shared.ops.status import collect, render_text
 
-    doc = collect_status(user_id=args.user)
-    print(json.dumps(doc, indent=2) if args.json else render_text(doc))
-    return 0 if doc["healthy"] else 1
+    report = collect(user_id=args.user)
+    print(json.dumps(report.as_dict(), indent=2) if args.json else render_text(report))
+    return 0 if report.healthy else 1
 
 
 def run_doctor(args: argparse.Namespace) -> int:
