@@ -15,6 +15,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.ops import table
 from shared.storage import people
 
 _ROW_TABLES = ("microsoft_calendar_v1", "microsoft_calendar_event_v1")
@@ -199,17 +200,6 @@ def collect_status(settings=None, *, now: dt.datetime | None = None, user_id: st
     return collect(settings, now=now, user_id=user_id).as_dict()
 
 
-def _table(header: tuple[str, ...], rows: list[tuple[str, ...]], right: frozenset[int]) -> list[str]:
-    """Columns as wide as their widest cell; numbers right-aligned."""
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-
-    def line(cells: tuple[str, ...]) -> str:
-        padded = (c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
-        return "  ".join(padded).rstrip()
-
-    return [line(header), "  ".join("-" * w for w in widths), *(line(r) for r in rows)]
-
-
 def render_text(report: StatusReport, *, error_width: int = 60) -> str:
     """The status as an aligned terminal table plus one line per problem."""
     now = report.generated_at
@@ -217,15 +207,14 @@ def render_text(report: StatusReport, *, error_width: int = 60) -> str:
     rows = []
     for entry in report.users:
         age = _age(entry.last_sync_at, now)
-        error = (entry.last_error or "").replace("\n", " ")
         rows.append((
             entry.label, entry.status, ", ".join(s.short(now) for s in entry.subscriptions),
             f"{_duration(age)} ago" if age is not None else "never",
             str(entry.rows["microsoft_calendar_v1"]), str(entry.rows["microsoft_calendar_event_v1"]),
-            error if len(error) <= error_width else error[: error_width - 1] + "…",
+            table.clip(entry.last_error, error_width),
         ))
     if rows:
-        lines += _table(("user", "state", "subscriptions", "last sync", "calendars", "events", "last error"),
+        lines += table.render(("user", "state", "subscriptions", "last sync", "calendars", "events", "last error"),
                         rows, right=frozenset({4, 5}))
     else:
         lines.append("no accounts linked yet")
