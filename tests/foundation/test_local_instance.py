@@ -106,6 +106,9 @@ def test_cli_in_a_second_terminal_sees_the_running_demo(fresh_clone):
         assert f"GET          http://127.0.0.1:{port}/api/status  [function]" in output
         assert str(fresh_clone / ".data" / "devhost-keys.json") in output
         assert str(fresh_clone / ".data" / "demo" / "calendar.db") in output
+        # Log lines name users as the demo's own lines do (by address), never by a bare id.
+        assert re.search(r"INFO shared\.sync: sync adele@contoso\.onmicrosoft\.com \(linked\) done", output), output
+        assert not re.search(r"INFO shared\.\w+: (sync |user )?[0-9a-f]{8}-[0-9a-f]{4}-", output), output
 
         status = cli(fresh_clone, "status")
         assert status.returncode == 0, status.stdout + status.stderr
