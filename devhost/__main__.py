@@ -45,6 +45,28 @@ def start_host(host: Any, bind: str, port: int) -> None:
         raise
 
 
+def unreachable_queue(timeout: float = 3.0) -> str | None:
+    """One line when the app's queue service does not answer (Azurite not started, a wrong host);
+    a TCP connect, so the SDK's retries do not keep a new user waiting for a minute."""
+    from urllib.parse import urlsplit
+
+    from shared.config import get_settings
+    from shared.queues.wiring import EMBEDDED, app_endpoint
+
+    endpoint = app_endpoint(get_settings())
+    if endpoint.kind == EMBEDDED:
+        return None
+    parts = urlsplit(endpoint.address)
+    try:
+        socket.create_connection((parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)),
+                                 timeout=timeout).close()
+    except OSError as exc:
+        return (f"the {endpoint.describe()} does not answer ({exc.strerror or type(exc).__name__}): "
+                f"start Azurite (npx azurite) for UseDevelopmentStorage=true, or remove {endpoint.source} "
+                "from local.settings.json to use the embedded queue")
+    return None
+
+
 def describe_host(host: Any) -> list[str]:
     """The routes, timers, queue triggers and where the function key is: what a user needs to call it."""
     from shared.local_settings import DEVHOST_KEYS
@@ -101,6 +123,10 @@ def _serve(args: argparse.Namespace) -> int:
         host = DevHost(host=args.host, port=args.port, timers=not args.no_timers, queues=not args.no_queues)
     except QueueWiringError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    problem = unreachable_queue()
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     start_host(host, args.host, args.port)
     print("\n".join(describe_host(host)), flush=True)

@@ -72,8 +72,8 @@ class Setting:
 SETTINGS: tuple[Setting, ...] = (
     # --- where the app is reachable --------------------------------------------------
     Setting("APP_BASE_URL", "app_base_url",
-            "Public https base URL of this Function App; Graph posts notifications and "
-            "redirects sign-ins here.",
+            "Public https base URL of this Function App; Graph posts notifications here, and "
+            "APP_BASE_URL/api/oauth/callback is the redirect URI to register for sign-ins.",
             "https://myapp.azurewebsites.net", "http://127.0.0.1:7071", _parse_url),
     # --- storage of replicated rows ----------------------------------------------------
     Setting("DATABASE_BACKEND", "database_backend",
@@ -94,21 +94,23 @@ SETTINGS: tuple[Setting, ...] = (
             "Table endpoint reached with the managed identity instead of a connection string.",
             "https://mystorage.table.core.windows.net", None, _parse_url),
     Setting("BLOBS_ACCOUNT_URL", "blobs_account_url",
-            "Blob endpoint for rows over 1 MiB when tables use the managed identity.",
+            "Blob endpoint for rows whose JSON is over ~800 KB as UTF-16 (too large for one entity) when tables "
+            "use the managed identity.",
             "https://mystorage.blob.core.windows.net", None, _parse_url),
     Setting("TABLE_PREFIX", "table_prefix",
             "Prefix of table names in Table Storage (letters and digits).",
             "calsync", "calsync"),
     # --- queues ------------------------------------------------------------------------
     Setting("QUEUE_CONNECTION_STRING", "queue_connection_string",
-            "Storage connection string for the sync and outbound queues; unset locally means "
-            "the embedded queue under .data/.",
+            "Storage connection string for the sync and outbound queues. Unset: the queues of "
+            "AzureWebJobsStorage (where the queue trigger listens), or the embedded queue under .data/ "
+            "when that is unset too.",
             "UseDevelopmentStorage=true", None, secret=True),
     Setting("QUEUE_ACCOUNT_URL", "queue_account_url",
             "Queue endpoint reached with the managed identity instead of a connection string.",
             "https://mystorage.queue.core.windows.net", None, _parse_url),
     Setting("LOCAL_QUEUE_PATH", "local_queue_path",
-            "File of the embedded durable queue used when no storage queue is configured.",
+            "File of the embedded durable queue, used when neither QUEUE_* nor AzureWebJobsStorage is set.",
             ".data/queue.db", ".data/queue.db", deployed=False),
     # --- secrets -----------------------------------------------------------------------
     Setting("KEY_VAULT_URL", "key_vault_url",

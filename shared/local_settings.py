@@ -76,12 +76,18 @@ def _read(path: Path) -> dict[str, Any]:
     return document
 
 
-def apply(values: Mapping[str, str], environ: MutableMapping[str, str], *, override: bool = False) -> dict[str, str]:
-    """Put `values` into `environ` where it has no value yet (the environment wins, as in Core Tools),
-    or everywhere with `override` (the demo's settings: what it used, whatever this shell says)."""
+# The simulator's certificate can only be trusted through this variable, which shells often set to
+# the system bundle: the demo's value replaces it (as it did in the demo's own process).
+DEMO_PINNED = ("REQUESTS_CA_BUNDLE",)
+
+
+def apply(values: Mapping[str, str], environ: MutableMapping[str, str], *,
+          pinned: tuple[str, ...] = ()) -> dict[str, str]:
+    """Put `values` into `environ` where it has no value yet (the environment wins, as in Core Tools);
+    the `pinned` names are replaced whatever the environment says."""
     applied = {}
     for name, value in values.items():
-        if override or name not in environ:
+        if name in pinned or name not in environ:
             environ[name] = str(value)
             applied[name] = str(value)
     return applied
@@ -91,8 +97,8 @@ def load(environ: MutableMapping[str, str] | None = None, *, root: Path | None =
     """Apply the settings of the local instance `make run` runs to `environ` (default: os.environ).
 
     local.settings.json with a CLIENT_ID (or a CLIENT_ID in the environment): that file. Otherwise,
-    if the demo has left its settings: the demo's (they replace what the environment says: the demo
-    pinned them too). Otherwise local.settings.json as it is.
+    if the demo has left its settings: the demo's (its CA file replacing REQUESTS_CA_BUNDLE).
+    Otherwise local.settings.json as it is. The environment wins for every setting of the app.
     """
     env = os.environ if environ is None else environ
     local_file = (root / "local.settings.json") if root else LOCAL_SETTINGS
@@ -101,7 +107,7 @@ def load(environ: MutableMapping[str, str] | None = None, *, root: Path | None =
     if not env.get("CLIENT_ID") and not local.get("CLIENT_ID") and demo_file.exists():
         document = _read(demo_file)
         values = {k: v for k, v in document.get("Values", {}).items() if v not in (None, "")}
-        return LocalInstance("demo", demo_file, apply(values, env, override=True), document.get("Instance", {}))
+        return LocalInstance("demo", demo_file, apply(values, env, pinned=DEMO_PINNED), document.get("Instance", {}))
     if local_file.exists():
         return LocalInstance("local", local_file, apply(local, env))
     return LocalInstance("environment")

@@ -213,3 +213,17 @@ def test_closed_pipe_ends_every_command_quietly(fresh_clone, command):
     assert result.stderr == "", result.stderr
     # 141 as a shell reports a writer ended by SIGPIPE; argparse's --help swallows the error itself (0).
     assert result.returncode == (0 if "--help" in command else 141)
+
+
+def test_a_queue_service_that_does_not_answer_is_named(tmp_path):
+    """Sample settings copied with a CLIENT_ID but Azurite not started: one line naming the setting."""
+    port = free_port()
+    storage = ("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;"
+               f"QueueEndpoint=http://127.0.0.1:{port}/devstoreaccount1;")
+    env = {**clean_env(), "CLIENT_ID": "11111111-2222-3333-4444-555555555555", "AzureWebJobsStorage": storage,
+           "SQLITE_PATH": str(tmp_path / "c.db"), "LOCAL_SECRETS_DIR": str(tmp_path / "s")}
+    result = subprocess.run([sys.executable, "-m", "devhost", "--port", "0"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert f"http://127.0.0.1:{port}/devstoreaccount1 (AzureWebJobsStorage) does not answer" in result.stderr
