@@ -54,10 +54,11 @@ class SubscriptionStatus:
                 "state": self.state, "expires_in_minutes": self.expires_in_minutes(now)}
 
     def short(self, now: dt.datetime) -> str:
-        """`events live 2d` / `events expired` for the table."""
-        if self.state != "live":
-            return f"{self.resource} {self.state}"
-        return f"{self.resource} live {_duration(self.expires_in_minutes(now) * 60)}"
+        """`events until 12-04 14:01Z (2d)` / `events expired 12-01 09:00Z` / `events missing`."""
+        when = self.expires_at.astimezone(dt.UTC).strftime("%m-%d %H:%MZ") if self.expires_at else ""
+        if self.state == "live":
+            return f"{self.resource} until {when} ({_duration(self.expires_in_minutes(now) * 60)})"
+        return f"{self.resource} {self.state} {when}".rstrip()
 
 
 @dataclass(frozen=True)
