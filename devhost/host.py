@@ -20,6 +20,7 @@ import azure.functions as func
 
 from devhost import settings as host_settings
 from devhost.routes import HttpRoute, compile_route
+from shared.config import HOST_STORAGE
 from shared.queues.wiring import QueueEndpoint
 
 log = logging.getLogger("devhost")
@@ -54,7 +55,7 @@ def trigger_endpoint(connection: str) -> QueueEndpoint:
     """The queue service a trigger's `connection` names, as the Functions host resolves it. With the
     setting absent (a machine without Azurite), the embedded queue: `func start` would refuse."""
     from shared.config import get_settings
-    from shared.queues.wiring import EMBEDDED, QueueEndpoint, connection_endpoint
+    from shared.queues.wiring import EMBEDDED, connection_endpoint
 
     settings = get_settings()
     found = connection_endpoint(connection, settings)
@@ -139,7 +140,7 @@ class DevHost:
                 self.timers.append(TimerJob(function.get_function_name(), trigger.schedule, user_function,
                                             trigger.name, bool(getattr(trigger, "run_on_startup", False))))
             elif kind == "QueueTrigger":
-                connection = trigger.connection or "AzureWebJobsStorage"
+                connection = trigger.connection or HOST_STORAGE  # the Functions default
                 self.queue_jobs.append(QueueJob(function.get_function_name(),
                                                 host_settings.resolve_app_setting(trigger.queue_name),
                                                 user_function, trigger.name, connection,
