@@ -7,15 +7,23 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
+PORT ?= 7071
 
 .PHONY: run test lint lint-infra venv node graphsim bench fixture clean help
 
 help:
-	@echo "make run     - local Functions host on http://127.0.0.1:7071 (demo against the Graph simulator"
-	@echo "               when no credentials are configured)"
-	@echo "make test    - install what is needed, then lint and run every test against real services"
-	@echo "make graphsim- the Graph simulator alone, with a demo tenant"
-	@echo "make bench   - benchmarks (figures printed side by side)"
+	@echo "make run [PORT=7071] - local Functions host on http://127.0.0.1:PORT: the demo against the Graph"
+	@echo "                       simulator when local.settings.json has no CLIENT_ID, else the app for real"
+	@echo "make test            - install what is needed, lint, and run every test against real services"
+	@echo "                       (the first run downloads and installs about 1 GB: .venv ~580 MB,"
+	@echo "                       .venv-infra ~290 MB, node_modules ~190 MB; about 7 minutes)"
+	@echo "make lint            - ruff over the Python code"
+	@echo "make lint-infra      - check the infrastructure templates (infra/check.sh: parse, checkov in .venv-infra)"
+	@echo "make graphsim        - the Graph simulator alone, with a demo tenant"
+	@echo "make bench           - benchmarks (figures printed side by side)"
+	@echo "make fixture         - CREATE TABLE of microsoft_calendar_user_v1 (python -m shared fixture --help)"
+	@echo "make clean           - remove what make installed and the local state: .venv, .venv-infra,"
+	@echo "                       node_modules, .data (the demo's and the embedded rows), caches"
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,7 +40,7 @@ node_modules/.installed: package.json package-lock.json
 node: node_modules/.installed
 
 run: venv
-	$(BIN)/python -m devhost
+	$(BIN)/python -m devhost --port $(PORT)
 
 test: venv node lint lint-infra
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -53,4 +61,4 @@ fixture: venv
 	$(BIN)/python -m shared fixture microsoft_calendar_user_v1
 
 clean:
-	rm -rf $(VENV) node_modules .data .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-infra node_modules .data .pytest_cache .ruff_cache

@@ -1,8 +1,9 @@
 """`make run` without credentials: the whole loop against the Graph simulator.
 
-1. start the simulator with a demo tenant (two users, three calendars, recurring events);
-2. point the app at it (authority, Graph URL, client id, secret in the local store, CA bundle)
-   with its data under .data/demo/ (fresh each run);
+1. start the simulator with a demo tenant (two users, four calendars, recurring events);
+2. point the app at it (authority, Graph URL, client id, secret in the local store, CA file)
+   with its data under .data/demo/ (wiped at each start), and record those settings in
+   .data/demo/local.settings.json, where `python -m shared ...` finds them (shared/local_settings.py);
 3. start the local Functions host and link both users through the real sign-in flow
    (GET /api/oauth/start -> the simulator's authorize redirect -> /api/oauth/callback);
 4. the queued first syncs backfill into SQLite (progress in the log) and subscribe;
@@ -33,23 +34,38 @@ def _slot(days: int, hour: int) -> dict[str, Any]:
             "end": {"dateTime": (start + dt.timedelta(minutes=45)).strftime(fmt), "timeZone": "UTC"}}
 
 
-def configure(sim: Any, demo: dict[str, Any], base_url: str) -> None:
-    """Settings for the app, as local.settings.json would give them."""
+# Settings the demo does not use and that would send it elsewhere (a real queue, Key Vault, ...)
+# when local.settings.json has them without a CLIENT_ID.
+_NOT_IN_DEMO = ("QUEUE_CONNECTION_STRING", "QUEUE_ACCOUNT_URL", "KEY_VAULT_URL", "PG_DSN",
+                "TABLES_CONNECTION_STRING", "TABLES_ACCOUNT_URL", "BLOBS_ACCOUNT_URL", "AUTHORIZE_URL",
+                "TOKEN_URL", "APP_ONLY", "APP_ONLY_USERS", "APP_ONLY_GROUP")
+
+
+def configure(sim: Any, demo: dict[str, Any], base_url: str) -> dict[str, str]:
+    """Settings for the app, as local.settings.json would give them; returns them."""
+    from shared.config import HOST_STORAGE
+
     if DATA.exists():
         shutil.rmtree(DATA)
     DATA.mkdir(parents=True)
-    os.environ.update({
+    ca_file = DATA / "graphsim-ca.pem"  # outlives nothing: the simulator's CA, for a second terminal too
+    shutil.copyfile(sim.ca_file, ca_file)
+    values = {
         "AUTHORITY_HOST": sim.base_url, "TENANT": demo["tenant_id"], "GRAPH_BASE_URL": sim.graph_url,
-        "CLIENT_ID": demo["client_id"], "REQUESTS_CA_BUNDLE": sim.ca_file, "APP_BASE_URL": base_url,
+        "CLIENT_ID": demo["client_id"], "REQUESTS_CA_BUNDLE": str(ca_file), "APP_BASE_URL": base_url,
         "DATABASE_BACKEND": "sqlite", "SQLITE_PATH": str(DATA / "calendar.db"),
         "LOCAL_QUEUE_PATH": str(DATA / "queue.db"), "LOCAL_SECRETS_DIR": str(DATA / "secrets"),
         "GRAPH_PAGE_SIZE": "50",
-    })
+    }
+    for name in [*_NOT_IN_DEMO, *(k for k in os.environ if k == HOST_STORAGE or k.startswith(HOST_STORAGE + "__"))]:
+        os.environ.pop(name, None)
+    os.environ.update(values)
     from shared import runtime
     from shared.secrets import CLIENT_SECRET, open_secret_store
 
     runtime.reset()
     open_secret_store().set(CLIENT_SECRET, demo["client_secret"])
+    return values
 
 
 def start_simulator(port: int) -> tuple[Any, dict[str, Any]]:
@@ -125,20 +141,30 @@ class Changer:
         self.say(f"{name:<6} {kind:<7} {subject!r}: not replicated within 30 s (see the log)")
 
 
-def run(host_factory: Any, port: int, stop: threading.Event, interval: float = 3.0) -> int:
-    """The whole demo; returns when `stop` is set."""
+def run(host_factory: Any, port: int, stop: threading.Event, interval: float = 3.0,
+        start: Any = None) -> int:
+    """The whole demo; returns when `stop` is set. `start(host)` starts the host (default host.start())."""
+    from shared.local_settings import DEMO_SETTINGS, write_demo_settings
+
     def say(text: str) -> None:
         print(text, flush=True)
 
     say("No CLIENT_ID in local.settings.json: demo against the Graph simulator (Ctrl-C stops).")
     sim, demo = start_simulator(port)
-    base_url = f"http://127.0.0.1:{port}"
-    configure(sim, demo, base_url)
-    host = host_factory()
-    host.start()
+    host = None
     try:
-        say(f"Local Functions host on {host.base_url}/api  (health: {host.base_url}/api/health)")
+        base_url = f"http://127.0.0.1:{port}"
+        values = configure(sim, demo, base_url)
+        host = host_factory()
+        (start or (lambda h: h.start()))(host)
+        write_demo_settings(values, {"base_url": base_url, "graph_simulator": sim.graph_url})
+        from devhost.__main__ import describe_host
+
+        say("\n".join(describe_host(host)))
         say(f"Graph simulator on {sim.graph_url}; demo tenant {demo['tenant_id']}")
+        say(f"Rows in {values['SQLITE_PATH']} (SQLite; wiped at each start). In another terminal, "
+            f"`python -m shared status|doctor|rows|action ...` use this demo ({DEMO_SETTINGS.name} "
+            f"in {DEMO_SETTINGS.parent}).")
         users = {upn.split("@")[0].capitalize(): uid for upn, uid in demo["users"].items()}
         for name, uid in users.items():
             sign_in(sim, demo["tenant_id"], base_url, uid)
@@ -162,6 +188,7 @@ def run(host_factory: Any, port: int, stop: threading.Event, interval: float = 3
             except Exception as exc:  # the demo keeps going; the log has the details
                 say(f"change failed: {type(exc).__name__}: {exc}")
     finally:
-        host.stop()
+        if host is not None:
+            host.stop()
         sim.stop()
     return 0

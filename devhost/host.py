@@ -20,6 +20,8 @@ import azure.functions as func
 
 from devhost import settings as host_settings
 from devhost.routes import HttpRoute, compile_route
+from shared.config import HOST_STORAGE
+from shared.queues.wiring import QueueEndpoint
 
 log = logging.getLogger("devhost")
 
@@ -41,6 +43,23 @@ class QueueJob:
     queue_name: str
     function: Callable[..., Any]
     arg_name: str
+    connection: str
+    endpoint: QueueEndpoint  # where the Functions host would read `connection`
+
+
+class QueueWiringError(Exception):
+    """A queue trigger would read another queue service than the one the app sends to."""
+
+
+def trigger_endpoint(connection: str) -> QueueEndpoint:
+    """The queue service a trigger's `connection` names, as the Functions host resolves it. With the
+    setting absent (a machine without Azurite), the embedded queue: `func start` would refuse."""
+    from shared.config import get_settings
+    from shared.queues.wiring import EMBEDDED, connection_endpoint
+
+    settings = get_settings()
+    found = connection_endpoint(connection, settings)
+    return found or QueueEndpoint(EMBEDDED, str(settings.local_queue_path), "LOCAL_QUEUE_PATH")
 
 
 _functions_cache: dict[int, list[Any]] = {}
@@ -121,14 +140,31 @@ class DevHost:
                 self.timers.append(TimerJob(function.get_function_name(), trigger.schedule, user_function,
                                             trigger.name, bool(getattr(trigger, "run_on_startup", False))))
             elif kind == "QueueTrigger":
+                connection = trigger.connection or HOST_STORAGE  # the Functions default
                 self.queue_jobs.append(QueueJob(function.get_function_name(),
                                                 host_settings.resolve_app_setting(trigger.queue_name),
-                                                user_function, trigger.name))
+                                                user_function, trigger.name, connection,
+                                                trigger_endpoint(connection)))
             else:
                 log.warning("function %s has a %s trigger the local host does not run",
                             function.get_function_name(), kind)
         # Literal segments win over parameters, as in the Functions host.
         self.routes.sort(key=lambda r: (r.template.count("{"), -len(r.template)))
+        self._check_queue_wiring()
+
+    def _check_queue_wiring(self) -> None:
+        """Refuse to serve when a queue trigger would never see what the app sends (as under `func start`)."""
+        if not self.queue_jobs:
+            return
+        from shared.config import get_settings
+        from shared.queues.wiring import app_endpoint, connection_endpoint, wiring_problem
+
+        settings = get_settings()
+        app = app_endpoint(settings)
+        for job in self.queue_jobs:
+            problem = wiring_problem(app, connection_endpoint(job.connection, settings), job.connection)
+            if problem:
+                raise QueueWiringError(problem)
 
     # --- lifecycle -------------------------------------------------------------------
     @property
@@ -290,7 +326,7 @@ class DevHost:
 
         job = next(j for j in self.queue_jobs if j.name == name)
         options = self.queue_options
-        queue = open_queue(job.queue_name)
+        queue = open_queue(job.queue_name, endpoint=job.endpoint)
         messages = queue.receive(options["batch_size"], visibility_timeout=max(30, options["visibility_timeout"]))
 
         def run(message: Any) -> None:
@@ -305,7 +341,7 @@ class DevHost:
                 log.exception("queue trigger %s failed on message %s (attempt %d)", job.name, message.id,
                               message.dequeue_count)
                 if message.dequeue_count >= options["max_dequeue_count"]:
-                    open_queue(poison_queue_name(job.queue_name)).send(message.body)
+                    open_queue(poison_queue_name(job.queue_name), endpoint=job.endpoint).send(message.body)
                     queue.delete(message)
                 else:
                     queue.release(message, delay_seconds=options["visibility_timeout"])
@@ -328,7 +364,8 @@ class DevHost:
         while time.monotonic() < deadline:
             with self._inflight_lock:
                 busy = self._inflight
-            if busy == 0 and all(open_queue(j.queue_name).depth() == 0 for j in self.queue_jobs):
+            if busy == 0 and all(open_queue(j.queue_name, endpoint=j.endpoint).depth() == 0
+                                 for j in self.queue_jobs):
                 return True
             time.sleep(0.1)
         return False

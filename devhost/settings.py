@@ -13,21 +13,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def load_local_settings(path: Path | None = None) -> dict[str, str]:
     """Put local.settings.json `Values` into the environment (the environment wins)."""
-    path = path or ROOT / "local.settings.json"
+    from shared import local_settings
+
+    path = path or local_settings.LOCAL_SETTINGS
     if not path.exists():
         return {}
     try:
-        values = json.loads(path.read_text()).get("Values", {})
-    except json.JSONDecodeError as exc:
-        raise SystemExit(f"{path.name} is not valid JSON: {exc}") from None
-    applied = {}
-    for name, value in values.items():
-        if name.startswith("//"):
-            continue  # comment entries
-        if name not in os.environ and value not in (None, ""):
-            os.environ[name] = str(value)
-            applied[name] = str(value)
-    return applied
+        return local_settings.apply(local_settings.read_values(path), os.environ)
+    except local_settings.LocalSettingsError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def load_host_json(path: Path | None = None) -> dict[str, Any]:
@@ -56,7 +50,9 @@ def function_keys(data_dir: Path | None = None) -> tuple[str, str]:
     master_key = os.environ.get("DEVHOST_MASTER_KEY")
     if function_key and master_key:
         return function_key, master_key
-    store = (data_dir or ROOT / ".data") / "devhost-keys.json"
+    from shared.local_settings import DEVHOST_KEYS
+
+    store = (data_dir / DEVHOST_KEYS.name) if data_dir else DEVHOST_KEYS
     if store.exists():
         saved = json.loads(store.read_text())
     else:

@@ -11,7 +11,7 @@ DEMO_REDIRECT = "http://127.0.0.1:7071/api/oauth/callback"
 
 
 def seed(sim: GraphSimulator) -> dict[str, Any]:
-    """Two users, three calendars, single and recurring events, one app registration."""
+    """Two users, four calendars (a default and one more each), single and recurring events, one app registration."""
     tenant = sim.create_tenant(domain="contoso.onmicrosoft.com")
     client_id, secret = sim.register_app(tenant, redirect_uris=[DEMO_REDIRECT])
     adele = sim.create_user(tenant, "Adele Vance", "adele@contoso.onmicrosoft.com")

@@ -2,6 +2,6 @@
 
 import sys
 
-from shared.cli import main
+from shared.cli import entry
 
-sys.exit(main())
+sys.exit(entry())

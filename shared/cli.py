@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from shared import __version__
@@ -59,3 +60,27 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def entry(argv: list[str] | None = None) -> int:
+    """`python -m shared`: the settings of the local instance (shared/local_settings.py), then the command.
+
+    A reader that stops early (`python -m shared doctor | head -1`) ends the
+    command quietly, as it ends any Unix tool.
+    """
+    from shared import local_settings
+
+    try:
+        local_settings.load()
+    except local_settings.LocalSettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        code = main(argv)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        # Nothing more can be written; point stdout at /dev/null so the exit flush stays quiet too.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # what a shell reports for a process ended by SIGPIPE

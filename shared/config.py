@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
@@ -78,8 +78,8 @@ class Setting:
 SETTINGS: tuple[Setting, ...] = (
     # --- where the app is reachable --------------------------------------------------
     Setting("APP_BASE_URL", "app_base_url",
-            "Public https base URL of this Function App; Graph posts notifications and "
-            "redirects sign-ins here.",
+            "Public https base URL of this Function App; Graph posts notifications here, and "
+            "APP_BASE_URL/api/oauth/callback is the redirect URI to register for sign-ins.",
             "https://myapp.azurewebsites.net", "http://127.0.0.1:7071", _parse_url),
     # --- storage of replicated rows ----------------------------------------------------
     Setting("DATABASE_BACKEND", "database_backend",
@@ -100,21 +100,23 @@ SETTINGS: tuple[Setting, ...] = (
             "Table endpoint reached with the managed identity instead of a connection string.",
             "https://mystorage.table.core.windows.net", None, _parse_url),
     Setting("BLOBS_ACCOUNT_URL", "blobs_account_url",
-            "Blob endpoint for rows over 1 MiB when tables use the managed identity.",
+            "Blob endpoint for rows whose JSON is over ~800 KB as UTF-16 (too large for one entity) when tables "
+            "use the managed identity.",
             "https://mystorage.blob.core.windows.net", None, _parse_url),
     Setting("TABLE_PREFIX", "table_prefix",
             "Prefix of table names in Table Storage (letters and digits).",
             "calsync", "calsync"),
     # --- queues ------------------------------------------------------------------------
     Setting("QUEUE_CONNECTION_STRING", "queue_connection_string",
-            "Storage connection string for the sync and outbound queues; unset locally means "
-            "the embedded queue under .data/.",
+            "Storage connection string for the sync and outbound queues. Unset: the queues of "
+            "AzureWebJobsStorage (where the queue trigger listens), or the embedded queue under .data/ "
+            "when that is unset too.",
             "UseDevelopmentStorage=true", None, secret=True),
     Setting("QUEUE_ACCOUNT_URL", "queue_account_url",
             "Queue endpoint reached with the managed identity instead of a connection string.",
             "https://mystorage.queue.core.windows.net", None, _parse_url),
     Setting("LOCAL_QUEUE_PATH", "local_queue_path",
-            "File of the embedded durable queue used when no storage queue is configured.",
+            "File of the embedded durable queue, used when neither QUEUE_* nor AzureWebJobsStorage is set.",
             ".data/queue.db", ".data/queue.db", deployed=False),
     # --- secrets -----------------------------------------------------------------------
     Setting("KEY_VAULT_URL", "key_vault_url",
@@ -226,12 +228,24 @@ SETTINGS: tuple[Setting, ...] = (
 
 _BY_ATTR = {s.attr: s for s in SETTINGS}
 
+# The Functions host's own storage connection (a connection string, or `__queueServiceUri` /
+# `__accountName` sections for the managed identity). Not a setting of the app: the queue trigger
+# reads it, so the app sends its sync requests there when no queue of its own is configured.
+HOST_STORAGE = "AzureWebJobsStorage"
+
+
+def host_storage_values(env: Mapping[str, str]) -> dict[str, str]:
+    """AzureWebJobsStorage and its `__` sections, as set (empty values count as unset)."""
+    return {k: v.strip() for k, v in env.items()
+            if (k == HOST_STORAGE or k.startswith(HOST_STORAGE + "__")) and v and v.strip()}
+
 
 @dataclass(frozen=True)
 class Settings:
     """Parsed settings. Values are None when unset and without a default."""
 
     values: Mapping[str, Any] = field(default_factory=dict)
+    host_storage: Mapping[str, str] = field(default_factory=dict)  # see HOST_STORAGE
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -253,7 +267,7 @@ class Settings:
         unknown = set(overrides) - set(_BY_ATTR)
         if unknown:
             raise ConfigError(f"unknown settings: {', '.join(sorted(unknown))}")
-        return Settings({**self.values, **overrides})
+        return replace(self, values={**self.values, **overrides})
 
     @property
     def authority(self) -> str:
@@ -276,7 +290,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             raise ConfigError(
                 f"{setting.env}={shown} is not valid ({exc}). Example: {setting.env}={setting.example}"
             ) from None
-    return Settings(values)
+    return Settings(values, host_storage_values(env))
 
 
 @lru_cache(maxsize=1)

@@ -1,4 +1,4 @@
-"""Calendars: list, create, update, delete (seed 002 and the Artisan connector)."""
+"""Calendars: list, create, update, delete (the Outlook connector's calendar actions)."""
 
 from __future__ import annotations
 
@@ -34,8 +34,8 @@ def create_calendar(ctx: ActionContext, v: dict[str, Any]) -> Any:
 @action("Update Calendar", "Update an existing Calendar.",
         calendar_id_input(),
         Input("name", "string", "Name", help="Name of the Calendar; omitted = unchanged."),
-        Input("color", "string", "Color", help=COLOR_HELP + " Omitted = unchanged (the seed's 'auto' "
-              "default would reset a colour on every rename).", choices=COLORS),
+        Input("color", "string", "Color", help=COLOR_HELP + " Omitted = unchanged, so a rename keeps the "
+              "colour.", choices=COLORS),
         area="calendars")
 def update_calendar(ctx: ActionContext, v: dict[str, Any]) -> Any:
     body = {k: v[k] for k in ("name", "color") if v.get(k) is not None}

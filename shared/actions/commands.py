@@ -32,7 +32,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--user", help="linked user id (delegated) or, with --app-only, the mailbox id/UPN")
+    parser.add_argument("--user", help="linked user: id or address (delegated); with --app-only, the mailbox id/UPN")
     parser.add_argument("--app-only", action="store_true", default=None, help="use the app-only token")
     parser.add_argument("--inputs", help="inputs as a JSON object, or @path to a JSON file")
     parser.add_argument("--output", help="write a binary result to this file")
@@ -101,6 +101,10 @@ def _run(args: argparse.Namespace) -> int:
     from shared.cli import CommandError
 
     _split_options(args)
+    if args.user and not args.app_only:
+        from shared.storage import open_repository, people
+
+        args.user = people.resolve(open_repository(), args.user)  # a linked user's address works too
     try:
         result = run_action(args.name, user_id=args.user, inputs=_inputs(args), app_only=args.app_only)
     except InputError as exc:

@@ -29,7 +29,7 @@ def event_inputs(required_times: bool) -> tuple[Input, ...]:
                    "{address|email, name, type}); merged with Attendees."),
         Input("attendees", "list", "Attendees",
               help="Attendees of the Event: addresses (comma-separated or a list) or attendee objects. "
-                   "The seed labels this input 'Type'.", aliases=("type",)),
+                   "Also accepted as 'type', the Outlook connector's label.", aliases=("type",)),
         *time_inputs(required=required_times),
     )
 

@@ -2,7 +2,7 @@
 
 The path is joined to GRAPH_BASE_URL (the Artisan connector's "path suffix");
 an absolute URL is accepted only on that same origin, so the token is never
-sent elsewhere (ForeignHostError -> HTTP 400). Retry inputs follow the seed;
+sent elsewhere (ForeignHostError -> HTTP 400). Retry inputs are the Outlook connector's;
 Graph throttling (429/503/504 with Retry-After) is always honoured.
 """
 
@@ -105,8 +105,8 @@ def _policy(v: dict[str, Any]) -> Any:
         Input("retry_on_all_errors", "boolean", "Retry On All Errors", False,
               help="Retry every error status; otherwise only 5xx, 429 and network errors."),
         Input("max_retry_count", "integer", "Max Retry Count",
-              help="Retries to attempt (0 = none). Unset: the client default, GRAPH_MAX_RETRIES on "
-                   "429/503/504 (the seed's default 0 would give up on routine throttling)."),
+              help="Retries to attempt (0 = none). Unset: GRAPH_MAX_RETRIES retries on 429/503/504, "
+                   "honouring Retry-After."),
         Input("use_exponential_backoff", "boolean", "Use Exponential Backoff", False,
               help="Exponential backoff with jitter between retries; retry_delay_ms is then ignored."),
         area="raw", needs_user=False, aliases=("Raw HTTP Request", "Universal Operation"))

@@ -23,8 +23,8 @@ NOTIFICATIONS_PATH = "/api/graph/notifications"
 LIFECYCLE_PATH = "/api/graph/lifecycle"
 CHANGE_TYPES = ("created", "updated", "deleted")
 
-EXPIRATION_HELP = ("Expiration date/time (UTC if no offset). Default: now + SUBSCRIPTION_LIFETIME_MINUTES "
-                   "(4230, Outlook's documented maximum; lowered automatically if Graph reports a smaller one).")
+EXPIRATION_HELP = ("Expiration date/time (UTC if no offset). Default: now + SUBSCRIPTION_LIFETIME_MINUTES, "
+                   "lowered automatically if Graph reports a smaller limit.")
 
 
 def expiration_input() -> Input:
@@ -138,7 +138,7 @@ def _change_types(value: list[Any], name: str) -> str:
         Input("allow_duplicates", "boolean", "Allow Duplicates", False,
               help="Allow more than one subscription per endpoint; otherwise an existing one is returned."),
         Input("change_types", "list", "Change Types", "created,updated,deleted",
-              help="created, updated, deleted (the seed's connector subscribed to updated only)."),
+              help="The changes to be notified of: created, updated, deleted."),
         area="subscriptions")
 def create_event_subscription(ctx: ActionContext, v: dict[str, Any]) -> Any:
     change_types = v["change_types"]

@@ -111,7 +111,8 @@ def complete(settings, params: dict[str, str]) -> SigninResult:
     user_id = record.get("microsoft_user_id") or graph_user_id
     link_delegated(settings, user_id, me, refresh_token, result)
     deps.enqueue(SyncRequest(user_id, "linked", full=True, subscribe=True), settings)
-    log.info("account linked by sign-in: user %s (graph %s)", user_id, graph_user_id)
+    log.info("account linked by sign-in: %s (user %s)", me.get("mail") or me.get("userPrincipalName") or user_id,
+             user_id)
     return SigninResult(user_id, graph_user_id, str(me.get("displayName") or ""),
                         str(me.get("userPrincipalName") or ""))
 

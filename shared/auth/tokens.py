@@ -20,6 +20,7 @@ from typing import Any
 
 from shared.auth import deps
 from shared.auth.errors import AuthError, NotLinked, ReauthRequired, TokenError
+from shared.config import ConfigError
 
 EXPIRY_MARGIN_SECONDS = 300
 # Errors meaning "this grant is dead until the user signs in again".
@@ -106,6 +107,8 @@ class TokenService:
         try:
             result = deps.msal_app(self.settings).acquire_token_by_refresh_token(
                 refresh_token, scopes=delegated_scopes(self.settings))
+        except ConfigError:
+            raise  # a missing or malformed setting names itself; it is not an unreachable endpoint
         except (OSError, ValueError) as exc:  # requests' errors are OSErrors
             raise TokenError(f"token endpoint unreachable: {type(exc).__name__}") from None
         self.refreshes += 1
@@ -185,7 +188,6 @@ class TokenService:
     def app_token(self) -> str:
         """An app-only (client credentials) token for Graph in the configured tenant."""
         from shared.auth.msal_app import authority_of, graph_root
-        from shared.config import ConfigError
 
         authority, _ = authority_of(self.settings)
         tenant = authority.rstrip("/").rsplit("/", 1)[-1]
@@ -200,6 +202,8 @@ class TokenService:
         try:
             result = deps.msal_app(self.settings).acquire_token_for_client(
                 scopes=[graph_root(self.settings) + "/.default"])
+        except ConfigError:
+            raise
         except (OSError, ValueError) as exc:
             raise TokenError(f"token endpoint unreachable: {type(exc).__name__}") from None
         if "access_token" not in result:

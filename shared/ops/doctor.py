@@ -33,6 +33,36 @@ def _guarded(name: str, fix: str, run: Callable[[], Iterator[Check]]) -> Iterato
         yield Check(name, False, f"{type(exc).__name__}: {str(exc)[:300]}", fix)
 
 
+def check_instance(settings) -> Iterator[Check]:
+    """Which local instance these settings describe; for the `make run` demo, whether it is running."""
+    from shared.local_settings import demo_instance
+
+    demo = demo_instance(settings)
+    if demo is None:
+        return
+    where = f"rows in {settings.sqlite_path} (wiped at each start), settings in {demo.settings_file}"
+    if demo.running:
+        yield Check("instance", True, f"the `make run` demo (pid {demo.pid}, since {demo.details.get('started_at')}) "
+                                      f"on {demo.details.get('base_url')}; Graph simulator "
+                                      f"{demo.details.get('graph_simulator')}; {where}")
+    else:
+        yield Check("instance", False, f"the `make run` demo (pid {demo.pid}) is not running: its rows remain, "
+                                       f"its Graph simulator is gone; {where}",
+                    "start it again with `make run` (or set CLIENT_ID in local.settings.json for real accounts)")
+
+
+def check_queue_wiring(settings) -> Iterator[Check]:
+    """The queue the app sends sync requests to is the one the queue trigger reads."""
+    from shared.queues.wiring import SYNC_TRIGGER_CONNECTION, app_endpoint, connection_endpoint, wiring_problem
+
+    app = app_endpoint(settings)
+    problem = wiring_problem(app, connection_endpoint(SYNC_TRIGGER_CONNECTION, settings), SYNC_TRIGGER_CONNECTION)
+    if problem:
+        yield Check("queue wiring", False, problem, f"make the app and {SYNC_TRIGGER_CONNECTION} name one account")
+    else:
+        yield Check("queue wiring", True, f"the app and the sync trigger use the {app.describe()}")
+
+
 def check_configuration(settings) -> Iterator[Check]:
     from shared.subscriptions import limits
 
@@ -115,7 +145,8 @@ def check_users(settings, now: dt.datetime | None = None) -> Iterator[Check]:
     """A token for every linked user (MSAL refresh) and a live subscription for each."""
     from shared.auth.errors import AuthError, ReauthRequired
     from shared.auth.tokens import get_token_service
-    from shared.storage import open_repository
+    from shared.local_settings import demo_instance
+    from shared.storage import open_repository, people
 
     repo = open_repository(settings)
     users = {u.microsoft_user_id: u for u in repo.list_users()}
@@ -123,41 +154,46 @@ def check_users(settings, now: dt.datetime | None = None) -> Iterator[Check]:
     if not accounts:
         yield Check("users", True, "no accounts linked yet")
         return
+    demo = demo_instance(settings)
+    if demo is not None and not demo.running:
+        yield Check("users", True, f"{len(accounts)} demo account(s); tokens not checked: the demo is not running")
+        return
     service = get_token_service()
     now = now or dt.datetime.now(dt.UTC)
     for account in accounts:
         user_id = account.microsoft_user_id
         if account.status == "unlinked":
             continue
+        user = users.get(user_id)
+        who = f"user {people.label(user_id, user.data if user else None)}"
         if account.status == "reauth_required":
-            yield Check(f"user {user_id}", False, f"must sign in again: {account.status_reason}",
+            yield Check(who, False, f"must sign in again: {account.status_reason}",
                         f"have the user sign in at {settings.app_base_url}/api/oauth/start, or send "
                         "REFRESHED with a new refresh token")
             continue
         try:
             service.access_token(user_id)
         except ReauthRequired as exc:
-            yield Check(f"user {user_id}", False, f"token refresh rejected: {exc.reason}",
+            yield Check(who, False, f"token refresh rejected: {exc.reason}",
                         f"have the user sign in at {settings.app_base_url}/api/oauth/start")
             continue
         except AuthError as exc:
-            yield Check(f"user {user_id}", False, f"no token: {exc}", "check the identity platform settings "
-                                                                    "(CLIENT_ID, TENANT, client secret)")
+            yield Check(who, False, f"no token: {exc}",
+                        "check the identity platform settings (CLIENT_ID, TENANT, client secret)")
             continue
-        user = users.get(user_id)
         sub_id = user.events_subscription_id if user else None
         expiration = user.events_subscription_expiration if user else None
         if not sub_id:
-            yield Check(f"user {user_id}", False, "token ok; no subscription",
+            yield Check(who, False, "token ok; no subscription",
                         "python -m shared renew  (creates missing subscriptions)")
         elif expiration is None or expiration <= now:
-            yield Check(f"user {user_id}", False, f"token ok; subscription {sub_id} expired at {expiration}",
+            yield Check(who, False, f"token ok; subscription {sub_id} expired at {expiration}",
                         "python -m shared renew  (recreates it and resyncs the user)")
         elif account.quota_error:
-            yield Check(f"user {user_id}", False, f"subscription quota: {account.quota_error}",
+            yield Check(who, False, f"subscription quota: {account.quota_error}",
                         "remove unused subscriptions on the mailbox, then python -m shared renew")
         else:
-            yield Check(f"user {user_id}", True, f"token ok; subscription live until {expiration:%Y-%m-%d %H:%M}Z")
+            yield Check(who, True, f"token ok; subscription live until {expiration:%Y-%m-%d %H:%M}Z")
 
 
 def in_azure() -> bool:
@@ -191,11 +227,14 @@ def run_checks(settings=None, *, now: dt.datetime | None = None) -> list[Check]:
         return [Check("configuration", False, str(exc), "fix the setting named above")]
     checks: list[Check] = []
     steps = (
+        ("instance", "check .data/demo/local.settings.json (written by `make run`)", check_instance),
         ("configuration", "fix the settings named above", check_configuration),
         ("secret store", "check KEY_VAULT_URL and the identity's Key Vault Secrets User role", check_secret_store),
         ("database", "check DATABASE_BACKEND and its connection setting (PG_DSN, SQLITE_PATH, TABLES_*)",
          check_database),
-        ("queue", "check QUEUE_CONNECTION_STRING / QUEUE_ACCOUNT_URL", check_queue),
+        ("queue wiring", "check QUEUE_CONNECTION_STRING / QUEUE_ACCOUNT_URL / AzureWebJobsStorage",
+         check_queue_wiring),
+        ("queue", "check QUEUE_CONNECTION_STRING / QUEUE_ACCOUNT_URL / AzureWebJobsStorage", check_queue),
         ("users", "check the database and the identity platform settings",
          lambda settings: check_users(settings, now)),
         ("reachability", "set APP_BASE_URL", check_reachability),

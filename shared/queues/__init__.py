@@ -18,21 +18,24 @@ WEBHOOK_QUEUE = "webhook-deliveries"           # one job per (feed message, webh
 __all__ = ["NOTIFICATIONS_QUEUE", "OUTBOUND_QUEUE", "SYNC_QUEUE", "WEBHOOK_QUEUE",
            "Queue", "QueueMessage", "open_queue", "poison_queue_name"]
 
-def open_queue(name: str, settings=None) -> Queue:
-    """The queue called `name` on the configured backend (cached per process)."""
+
+def open_queue(name: str, settings=None, *, endpoint=None) -> Queue:
+    """The queue called `name` where the app sends (shared/queues/wiring.py), or on `endpoint`
+    (the local host's queue triggers); cached per process."""
     from shared import runtime
     from shared.config import get_settings
+    from shared.queues.wiring import EMBEDDED, app_endpoint
 
-    settings = settings or get_settings()
-    if settings.queue_connection_string or settings.queue_account_url:
+    if endpoint is None:
+        endpoint = app_endpoint(settings or get_settings())
+    if endpoint.kind != EMBEDDED:
         from shared.queues.azure import AzureStorageQueue
 
-        where = settings.queue_connection_string or settings.queue_account_url
+        account_url = None if endpoint.connection_string else endpoint.address
         return runtime.cached(
-            f"queue:azure:{where}:{name}",
-            lambda: AzureStorageQueue(name, settings.queue_connection_string, settings.queue_account_url),
+            f"queue:azure:{endpoint.address}:{name}",
+            lambda: AzureStorageQueue(name, endpoint.connection_string, account_url),
         )
     from shared.queues.local import LocalQueue
 
-    return runtime.cached(f"queue:local:{settings.local_queue_path}:{name}",
-                          lambda: LocalQueue(name, settings.local_queue_path))
+    return runtime.cached(f"queue:local:{endpoint.address}:{name}", lambda: LocalQueue(name, endpoint.address))

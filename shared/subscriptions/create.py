@@ -162,7 +162,10 @@ def create_subscription(user_id: str, settings=None, *, repo: Any = None) -> Sub
     repo.set_events_subscription(user_id, subscription_id, expiration)
     repo.update_account(user_id, subscription_resource=resource, subscription_client_state_id=target.kid)
     record_error(repo, user_id, None)
-    log.info("user %s: subscription %s created, expires %s", user_id, subscription_id, limits.iso(expiration))
+    from shared.storage import people
+
+    log.info("%s: subscription %s created, expires %s", people.label_of(repo, user_id), subscription_id,
+             limits.iso(expiration))
     return Subscription(user_id, subscription_id, expiration, resource, created=True)
 
 

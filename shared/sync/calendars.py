@@ -25,5 +25,5 @@ def sync_calendars(ctx: SyncContext) -> list[dict[str, Any]]:
             if row.microsoft_calendar_id not in listed]
     if gone:
         deleted = ctx.repo.delete_calendars(ctx.user_id, gone)  # events too, each deletion in the outbox
-        log.info("sync %s: %d calendar(s) removed with their events", ctx.user_id, len(deleted))
+        log.info("sync %s: %d calendar(s) removed with their events", ctx.progress.label or ctx.user_id, len(deleted))
     return calendars

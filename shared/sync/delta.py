@@ -51,7 +51,7 @@ def sync_calendar(ctx: SyncContext, calendar_id: str, source: Source) -> None:
     repo, user = ctx.repo, ctx.user_id
     cursor = repo.get_cursor(user, calendar_id)
     if cursor is not None and not same_window((cursor.window_start, cursor.window_end), ctx.window):
-        log.info("sync %s: %s window moved; new reconciling round", user, source.label)
+        log.info("sync %s: %s window moved; new reconciling round", ctx.progress.label or user, source.label)
         repo.clear_cursor(user, calendar_id)  # rows stay; the full round deletes only those not returned
         cursor = None
     if cursor is not None and cursor.full_round and not cursor.next_link:
@@ -74,8 +74,8 @@ def sync_calendar(ctx: SyncContext, calendar_id: str, source: Source) -> None:
     except GraphError as exc:
         if not is_resync_required(exc):
             raise
-        log.warning("sync %s: %s sync state gone (%s %s); dropping the link for a full round", user,
-                    source.label, exc.status, exc.code)
+        log.warning("sync %s: %s sync state gone (%s %s); dropping the link for a full round",
+                    ctx.progress.label or user, source.label, exc.status, exc.code)
         repo.clear_cursor(user, calendar_id)
         _round(ctx, calendar_id, source, source.path, source.params, True, False)
 

@@ -120,5 +120,6 @@ def publish_pending(user_id: str, repo: Any, queue: Any = None, settings: Any = 
         if len(entries) < BATCH:
             break
     if sent:
-        log.info("sync %s: %d changed rows published to the outbound queue", user_id, sent)
+        # DEBUG: the worker's "done" line counts them already (one INFO line per sync)
+        log.debug("sync %s: %d changed rows published to the outbound queue", user_id, sent)
     return sent

@@ -82,11 +82,14 @@ def run(request: SyncRequest, *, settings: Any = None, repo: Any = None, graph: 
         from shared.storage import open_repository
 
         repo = open_repository(settings)
+    from shared.storage import people
+
     user = request.user_id
+    who = people.label_of(repo, user)  # logs name the user by address, as status does
     account = repo.get_account(user)
     if account is None or account.status not in ("linked", None):
         status = getattr(account, "status", None) or "unknown"
-        log.info("sync %s skipped: account is %s", user, status)
+        log.info("sync %s skipped: account is %s", who, status)
         return Outcome("skipped", f"account {status}")
     if request.lifecycle_event and not _lifecycle(request, settings):
         return Outcome("reauth_required", "lifecycle handling found the grant revoked")
@@ -98,21 +101,21 @@ def run(request: SyncRequest, *, settings: Any = None, repo: Any = None, graph: 
         # The outbox of an earlier, failed run first; a queue error propagates and the message is retried.
         leftover = publish_pending(user, repo, settings=settings)
         if leftover:
-            log.info("sync %s: %d changes left by an earlier run published", user, leftover)
+            log.info("sync %s: %d changes left by an earlier run published", who, leftover)
         account = repo.get_account(user) or account
         if covered(account, request):
-            log.info("sync %s (%s) covered by the sync started at %s", user, request.reason,
+            log.info("sync %s (%s) covered by the sync started at %s", who, request.reason,
                      account.last_sync_started_at)
             outcome = Outcome("covered")
         else:
-            outcome = _sync(request, settings, repo, graph, account, crash_after_pages)
+            outcome = _sync(request, settings, repo, graph, account, crash_after_pages, who)
     if outcome.status in ("synced", "covered"):
         _subscribe(request, repo)
     return outcome
 
 
 def _sync(request: SyncRequest, settings: Any, repo: Any, graph: Any, account: Any,
-          crash_after_pages: int | None) -> Outcome:
+          crash_after_pages: int | None, who: str) -> Outcome:
     from shared.auth.errors import ReauthRequired
     from shared.graph import GraphError, ThrottledError
     from shared.sync.calendars import sync_calendars
@@ -130,19 +133,19 @@ def _sync(request: SyncRequest, settings: Any, repo: Any, graph: Any, account: A
 
         graph = client_for_user(user, settings)
     ctx = SyncContext(user, repo, graph, settings, current_window(settings), prefix=mailbox_prefix(account, user),
-                      full=request.full, progress=Progress(user), crash_after_pages=crash_after_pages)
+                      full=request.full, progress=Progress(who), crash_after_pages=crash_after_pages)
     try:
         calendars = sync_calendars(ctx)
         sync_events(ctx, calendars)
     except ReauthRequired as exc:
-        log.warning("sync %s stopped: %s", user, exc)
+        log.warning("sync %s stopped: %s", who, exc)
         return Outcome("reauth_required", str(exc))
     except GraphError as exc:
         _record_error(repo, user, exc)
         transient = exc.status is None or exc.status >= 500 or isinstance(exc, ThrottledError) or exc.status == 429
         if transient:
             raise
-        log.error("sync %s failed for good: %s", user, exc)
+        log.error("sync %s failed for good: %s", who, exc)
         return Outcome("failed", str(exc))
     except Exception as exc:
         _record_error(repo, user, exc)
@@ -156,7 +159,7 @@ def _sync(request: SyncRequest, settings: Any, repo: Any, graph: Any, account: A
         extra["sync"] = {**(extra.get("sync") or {}), "full_started_at": started_wall}
         changes["extra"] = extra
     repo.update_account(user, **changes)
-    log.info("sync %s (%s) done: %s, %d changed rows", user, request.reason, ctx.progress.summary(), sent)
+    log.info("sync %s (%s) done: %s, %d changed rows", who, request.reason, ctx.progress.summary(), sent)
     return Outcome("synced", ctx.progress.summary(), sent, ctx.delta_rounds)
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import azure.functions as func
 
+from shared.queues.wiring import SYNC_TRIGGER_CONNECTION
+
 bp = func.Blueprint()
 
 
@@ -40,7 +42,7 @@ def graph_lifecycle(req: func.HttpRequest) -> func.HttpResponse:
     return _receive(req)
 
 
-@bp.queue_trigger(arg_name="msg", queue_name="calendar-sync", connection="AzureWebJobsStorage")
+@bp.queue_trigger(arg_name="msg", queue_name="calendar-sync", connection=SYNC_TRIGGER_CONNECTION)
 def sync_worker(msg: func.QueueMessage) -> None:
     """Transient failures raise (the host retries, then poisons); hopeless messages are dropped."""
     from shared.sync.worker import handle_message

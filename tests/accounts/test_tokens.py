@@ -143,3 +143,14 @@ def test_app_only_account_uses_the_app_token(sim_app):
     sim_app.repo.update_account(sim_app.bob, status="linked", mode="app_only", graph_user_id=sim_app.bob)
     service = get_token_service()
     assert service.access_token(sim_app.bob) == service.app_token()
+
+
+def test_a_missing_setting_is_named_not_reported_as_an_unreachable_endpoint(sim_app):
+    """Regression: with CLIENT_ID unset, a refresh said "token endpoint unreachable: ConfigError"."""
+    from shared.auth.tokens import get_token_service
+    from shared.config import ConfigError
+
+    link(sim_app, sim_app.alice, "a")
+    sim_app.configure(CLIENT_ID=None)
+    with pytest.raises(ConfigError, match=r"^CLIENT_ID is not set"):
+        get_token_service().access_token("a")

@@ -120,3 +120,16 @@ def test_required_and_choices():
         parse_inputs(get_action("create-calendar"), {"name": "x", "color": "purple"})
     assert info.value.input == "color"
     assert parse_inputs(get_action("create-calendar"), {"name": "x", "color": "LIGHTBLUE"})["color"] == "lightBlue"
+
+
+def test_help_texts_describe_the_product_not_its_sources():
+    """What `actions` and GET /api/actions show speaks of this product: no "seed", no claim about
+    Outlook limits the connector documentation does not make."""
+    from shared.actions import ACTIONS
+
+    for act in ACTIONS.values():
+        texts = [act.description, *(spec.help or "" for spec in act.inputs)]
+        for text in texts:
+            lowered = text.lower()
+            assert "seed" not in lowered, (act.slug, text)
+            assert "documented maximum" not in lowered, (act.slug, text)

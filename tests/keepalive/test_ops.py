@@ -58,10 +58,11 @@ def provoked(keep, monkeypatch):
 
 
 def test_status_shows_revoked_expired_and_poison(provoked):
-    from shared.ops.status import collect_status, render_text
+    from shared.ops.status import collect, render_text
 
     p = provoked
-    doc = collect_status(now=p.later)
+    report = collect(now=p.later)
+    doc = report.as_dict()
     users = {u["user_id"]: u for u in doc["users"]}
     assert users[p.revoked]["status"] == "reauth_required"
     assert "AADSTS50173" in users[p.revoked]["status_reason"]
@@ -74,24 +75,28 @@ def test_status_shows_revoked_expired_and_poison(provoked):
     assert doc["healthy"] is False
     assert doc["totals"]["by_status"] == {"linked": 3, "reauth_required": 1}
     assert doc["totals"]["subscriptions"] == {"expired": 1, "live": 2}
-    text = render_text(doc)
+    text = render_text(report)
     assert "reauth_required" in text and "expired" in text and "calendar-sync-poison 1" in text
     assert "replay-poison" in text
 
 
 def test_doctor_shows_revoked_expired_and_poison(provoked):
     from shared.ops.doctor import run_checks
+    from shared.storage import people
 
     p = provoked
     checks = run_checks(now=p.later)
     lines = "\n".join(c.line() for c in checks)
     by_name = {c.name: c for c in checks}
+    for user_id in (p.revoked, p.short, p.fine):  # doctor names users by address, as status does
+        by_name[f"user {user_id}"] = by_name[f"user {people.label_of(_repo(), user_id)}"]
     assert not by_name[f"user {p.revoked}"].ok and "sign in" in by_name[f"user {p.revoked}"].fix
     assert not by_name[f"user {p.short}"].ok and "expired" in by_name[f"user {p.short}"].detail
     assert "python -m shared renew" in by_name[f"user {p.short}"].fix
     assert by_name[f"user {p.fine}"].ok
     assert not by_name["poison queue"].ok and "replay-poison" in by_name["poison queue"].fix
-    for name in ("configuration", "secret store", "database", "queue", "reachability", "renewal schedule"):
+    for name in ("configuration", "secret store", "database", "queue wiring", "queue", "reachability",
+                 "renewal schedule"):
         assert by_name[name].ok, lines
 
 

@@ -97,5 +97,6 @@ def test_five_thousand_events_sqlite_embedded_queue(world):
 @pytest.mark.postgres
 @pytest.mark.azurite
 def test_five_thousand_events_postgres_azurite(world, pg_dsn, azurite):
-    world.configure(DATABASE_BACKEND="postgres", PG_DSN=pg_dsn, QUEUE_CONNECTION_STRING=azurite)
+    # The queue as under `func start`: the host's storage, which the queue trigger reads too.
+    world.configure(DATABASE_BACKEND="postgres", PG_DSN=pg_dsn, AzureWebJobsStorage=azurite)
     _run(world)

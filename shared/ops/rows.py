@@ -1,0 +1,99 @@
+"""`python -m shared rows users|calendars|events`: the replicated rows, from the terminal.
+
+Read through the repository, so the command is the same on SQLite, PostgreSQL
+and Table Storage. `--since` keeps rows the replica changed since then
+(`row_updated_at`), newest first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from shared.ops import table
+from shared.storage import people
+
+KINDS = ("users", "calendars", "events")
+_AGO = re.compile(r"^(\d+)([smhd])$")
+_UNIT = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_since(text: str, now: dt.datetime) -> dt.datetime:
+    """An ISO 8601 instant (UTC when no offset is given), or an age: 30s, 15m, 2h, 7d."""
+    ago = _AGO.match(text.strip())
+    if ago:
+        return now - dt.timedelta(**{_UNIT[ago.group(2)]: int(ago.group(1))})
+    try:
+        value = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"--since {text!r}: expected an ISO 8601 time (2025-01-31T08:00Z) or an age "
+                         "(30s, 15m, 2h, 7d)") from None
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True)
+class RowQuery:
+    kind: str
+    user: str | None = None  # microsoft_user_id or address
+    since: dt.datetime | None = None
+    limit: int = 50
+
+
+def select(repo: Any, query: RowQuery) -> list[Any]:
+    """The rows asked for, newest change first."""
+    if query.user is not None:
+        user = repo.get_user(people.resolve(repo, query.user))
+        if user is None:
+            raise LookupError(f"no replicated user {query.user!r}")
+        users = [user]
+    else:
+        users = repo.list_users()
+    if query.kind == "users":
+        rows = users
+    elif query.kind == "calendars":
+        rows = [c for u in users for c in repo.list_calendars(u.microsoft_user_id)]
+    else:
+        rows = [e for u in users for e in repo.list_events(u.microsoft_user_id)]
+    if query.since is not None:
+        rows = [r for r in rows if r.row_updated_at and r.row_updated_at >= query.since]
+    rows.sort(key=lambda r: r.row_updated_at or dt.datetime.min.replace(tzinfo=dt.UTC), reverse=True)
+    return rows[: query.limit]
+
+
+def _when(value: dt.datetime | None) -> str:
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ") if value else ""
+
+
+def render_text(repo: Any, kind: str, rows: list[Any]) -> str:
+    if not rows:
+        return f"no {kind} rows"
+    labels = {u.microsoft_user_id: people.label(u.microsoft_user_id, u.data) for u in repo.list_users()}
+    if kind == "users":
+        header = ("address", "name", "microsoft_user_id", "row_updated_at")
+        cells = [(people.address(r.data) or "", people.display_name(r.data) or "", r.microsoft_user_id,
+                  _when(r.row_updated_at)) for r in rows]
+    elif kind == "calendars":
+        header = ("user", "calendar", "default", "row_updated_at", "microsoft_calendar_id")
+        cells = [(labels.get(r.microsoft_user_id, r.microsoft_user_id), r.name or "",
+                  "yes" if r.is_default_calendar else "", _when(r.row_updated_at), r.microsoft_calendar_id)
+                 for r in rows]
+    else:
+        names = {c.microsoft_calendar_id: c.name for u in {r.microsoft_user_id for r in rows}
+                 for c in repo.list_calendars(u)}
+        header = ("user", "calendar", "start", "subject", "type", "row_updated_at")
+        cells = [(labels.get(r.microsoft_user_id, r.microsoft_user_id), names.get(r.microsoft_calendar_id) or "",
+                  _when(r.start_at), table.clip(r.subject, 40) + (" (cancelled)" if r.is_cancelled else ""),
+                  r.type or "", _when(r.row_updated_at)) for r in rows]
+    return "\n".join(table.render(header, cells))
+
+
+_NOT_SHOWN = frozenset({"encrypted_refresh_token"})  # ciphertext: of no use on a terminal
+
+
+def as_json(row: Any) -> dict[str, Any]:
+    """Every column of the row (times in ISO 8601), as stored, but the encrypted refresh token."""
+    values = {f.name: getattr(row, f.name) for f in dataclasses.fields(row) if f.name not in _NOT_SHOWN}
+    return {k: v.isoformat() if isinstance(v, dt.datetime) else v for k, v in values.items()}
