@@ -1,19 +1,41 @@
-"""Which way each calendar's events are read.
+"""Which way each calendar's events are read, and the round of one calendar a notification asks for.
 
 - The primary calendar: `calendarView/delta` in the window (v1.0 documents it).
-- Other calendars: `calendars/{id}/calendarView/delta` when DELTA_OTHER_CALENDARS
-  is on (beta behaviour), else a full `calendarView` listing every sync whose
-  missing rows are deleted (a reconciling round; unchanged rows are not
-  rewritten, so only real changes reach the outbound queue).
+- Other calendars: `calendars/{id}/calendarView/delta` (DELTA_OTHER_CALENDARS=auto or
+  true). With `auto`, an account whose Graph answers that the segment is not
+  supported (400/404 naming the segment) is remembered on the account
+  (`extra.delta_other_calendars`, shown by status) and its other calendars are
+  listed in full every sync instead, their missing rows deleted (a reconciling
+  round; unchanged rows are not rewritten, so only real changes reach the outbound
+  queue). `false` always lists.
+- A calendar's notification (`sync_one_calendar`) runs that calendar's round only;
+  the calendar list is read first when it is older than CALENDAR_LIST_MAX_AGE_MINUTES
+  or does not know the calendar.
 """
 
 from __future__ import annotations
 
+import logging
+import time
+from dataclasses import dataclass
 from typing import Any
 
+from shared.graph import GraphError
 from shared.sync.context import SyncContext
 from shared.sync.delta import Source, sync_calendar
 from shared.sync.window import graph_time
+
+log = logging.getLogger("shared.sync")
+DELTA_FLAG = "delta_other_calendars"  # key in the account's `extra`
+
+
+def delta_other_calendars(settings: Any, account: Any) -> tuple[bool, bool]:
+    """(use delta for non-default calendars, detect an unsupported segment) for this account."""
+    mode = str(settings.delta_other_calendars).lower()
+    if mode == "auto":
+        flag = ((getattr(account, "extra", None) or {}).get(DELTA_FLAG)) or {}
+        return not (isinstance(flag, dict) and flag.get("supported") is False), True
+    return mode == "true", False
 
 
 def source_for(ctx: SyncContext, calendar: dict[str, Any]) -> Source:
@@ -22,12 +44,67 @@ def source_for(ctx: SyncContext, calendar: dict[str, Any]) -> Source:
     if calendar.get("isDefaultCalendar"):
         return Source(f"{ctx.prefix}/calendarView/delta", window, delta=True, label=f"{name} (delta)")
     path = f"{ctx.prefix}/calendars/{calendar['id']}/calendarView"
-    if ctx.settings.delta_other_calendars:
+    if ctx.delta_other:
         return Source(f"{path}/delta", window, delta=True, label=f"{name} (delta)")
     return Source(path, window, delta=False, label=f"{name} (listing)")
+
+
+def is_unsupported_segment(exc: GraphError) -> bool:
+    """Graph's answer to a path it does not serve: 400/404 'Resource not found for the segment ...'."""
+    return exc.status in (400, 404) and "segment" in (exc.message or "").lower()
+
+
+def _remember_no_delta(ctx: SyncContext, exc: GraphError) -> None:
+    account = ctx.repo.get_account(ctx.user_id)
+    extra = dict((account.extra if account else None) or {})
+    extra[DELTA_FLAG] = {"supported": False, "detected_at": time.time(), "error": f"{exc.status} {exc.message}"[:300]}
+    ctx.repo.update_account(ctx.user_id, extra=extra)
+    ctx.delta_other = False
+    log.warning("sync %s: Graph does not serve calendarView/delta for non-default calendars (%s %s); "
+                "listing them in full from now on", ctx.user_id, exc.status, exc.message)
+
+
+def sync_calendar_events(ctx: SyncContext, calendar: dict[str, Any]) -> None:
+    """One calendar's round, falling back to a listing when `auto` finds delta unsupported."""
+    source = source_for(ctx, calendar)
+    try:
+        sync_calendar(ctx, calendar["id"], source)
+    except GraphError as exc:
+        if not (ctx.detect_delta and source.delta and not calendar.get("isDefaultCalendar")
+                and is_unsupported_segment(exc)):
+            raise
+        _remember_no_delta(ctx, exc)
+        ctx.repo.clear_cursor(ctx.user_id, calendar["id"])
+        sync_calendar(ctx, calendar["id"], source_for(ctx, calendar))
 
 
 def sync_events(ctx: SyncContext, calendars: list[dict[str, Any]]) -> None:
     """Every calendar's events, the primary one first (it is what most users look at)."""
     for calendar in sorted(calendars, key=lambda c: not c.get("isDefaultCalendar")):
-        sync_calendar(ctx, calendar["id"], source_for(ctx, calendar))
+        sync_calendar_events(ctx, calendar)
+
+
+@dataclass(frozen=True)
+class CalendarRound:
+    listed: bool  # the calendar list was read (calendars may have appeared or gone)
+    found: bool   # the calendar still exists
+
+
+def sync_one_calendar(ctx: SyncContext, calendar_id: str, listed_at: float | None) -> CalendarRound:
+    """The round of one calendar (a notification's); the calendar list only when stale or unaware of it."""
+    from shared.sync.calendars import sync_calendars
+
+    known = {row.microsoft_calendar_id: row for row in ctx.repo.list_calendars(ctx.user_id)}
+    max_age = 60 * int(ctx.settings.calendar_list_max_age_minutes)
+    listed = calendar_id not in known or listed_at is None or time.time() - listed_at > max_age
+    if listed:
+        calendars = {c["id"]: c for c in sync_calendars(ctx)}
+        calendar = calendars.get(calendar_id)
+    else:
+        row = known[calendar_id]
+        calendar = {**(row.data or {}), "id": calendar_id, "isDefaultCalendar": bool(row.is_default_calendar)}
+    if calendar is None:
+        log.info("sync %s: calendar %s is gone; nothing to sync", ctx.user_id, calendar_id)
+        return CalendarRound(listed, False)
+    sync_calendar_events(ctx, calendar)
+    return CalendarRound(listed, True)
