@@ -1,8 +1,11 @@
 """One picture of replication health, for `GET /api/status` and `python -m shared status`.
 
-Per account: linked or reauth_required (and why), the subscription and when it
-expires (or that it has expired), the last successful sync and its age, the
-last error, rows per table. Then totals and the depths of the sync, outbound
+Per account: linked or reauth_required (and why), the subscription of every
+calendar and when it expires -- or that it expired, is missing (checked against
+Graph: a row can outlive a subscription deleted from outside) or that the calendar
+is over the per-mailbox cap and only the safety-net sync covers it -- whether
+other calendars are read by delta or listed, the last successful sync and its
+age, the last error, rows per table. Then totals and the depths of the sync, outbound
 and poison queues, so a message that failed maxDequeueCount times is visible.
 """
 
@@ -30,11 +33,55 @@ def subscription_state(sub_id: str | None, expiration: dt.datetime | None, now: 
     return "live"
 
 
-def user_status(account: Any, user: Any, rows: dict[str, int], now: dt.datetime) -> dict[str, Any]:
+def calendar_states(subscriptions: list[Any], calendars: list[Any], alive: set[str] | None,
+                    now: dt.datetime) -> list[dict[str, Any]]:
+    """One entry per replicated calendar: its subscription and whether Graph still holds it."""
+    names = {c.microsoft_calendar_id: c for c in calendars}
+    rows = {r.microsoft_calendar_id: r for r in subscriptions}
+    entries = []
+    for cal_id in sorted(set(names) | set(rows), key=lambda c: (not _is_default(names.get(c), rows.get(c)), c)):
+        row, calendar = rows.get(cal_id), names.get(cal_id)
+        sub_id = row.subscription_id if row else None
+        expiration = row.expiration if row else None
+        if row is not None and row.state == "capped":
+            state = "capped"
+        else:
+            state = subscription_state(sub_id, expiration, now)
+            if state == "live" and alive is not None and sub_id not in alive:
+                state = "missing"  # the row says live, Graph does not have it
+        entries.append({"calendar_id": cal_id, "name": (calendar.name if calendar else None) or cal_id[:12],
+                        "is_default": _is_default(calendar, row), "subscription_id": sub_id,
+                        "expires_at": _iso(expiration), "state": state,
+                        "error": row.last_error if row is not None else None})
+    return entries
+
+
+def _is_default(calendar: Any, row: Any) -> bool:
+    return bool((calendar is not None and calendar.is_default_calendar) or (row is not None and row.is_default))
+
+
+def _delta_mode(settings: Any, account: Any) -> str:
+    from shared.sync.events import DELTA_FLAG, delta_other_calendars
+
+    if settings is None or account is None:
+        return "delta"
+    delta, _ = delta_other_calendars(settings, account)
+    if delta:
+        return "delta"
+    flag = (account.extra or {}).get(DELTA_FLAG) or {}
+    return "listing (Graph does not serve it: " + str(flag.get("error")) + ")" if flag else "listing (configured)"
+
+
+def user_status(account: Any, user: Any, rows: dict[str, int], now: dt.datetime, *,
+                calendars: list[dict[str, Any]] | None = None, settings: Any = None) -> dict[str, Any]:
     user_id = (account or user).microsoft_user_id
     sub_id = user.events_subscription_id if user else None
     expiration = user.events_subscription_expiration if user else None
     state = subscription_state(sub_id, expiration, now)
+    calendars = calendars or []
+    covered = [c for c in calendars if c["state"] != "capped"]
+    if covered:
+        state = next((c["state"] for c in covered if c["state"] != "live"), "live")
     extra = (account.extra if account else None) or {}
     status = (account.status if account else None) or "unknown"
     last_error = (account.last_sync_error if account else None) or extra.get("subscription_error") \
@@ -42,8 +89,23 @@ def user_status(account: Any, user: Any, rows: dict[str, int], now: dt.datetime)
     problems = []
     if status == "reauth_required":
         problems.append(f"must sign in again: {account.status_reason or 'grant rejected'}")
-    if status == "linked" and state != "live":
+    notes = []
+    if status == "linked" and not covered and state != "live":
         problems.append(f"subscription {state}" + (f" since {_iso(expiration)}" if state == "expired" else ""))
+    for entry in calendars if status == "linked" else []:
+        where = f"calendar {entry['name']}"
+        if entry["state"] == "capped":
+            text = f"{where}: over MAX_CALENDAR_SUBSCRIPTIONS, no subscription; only the safety-net sync covers it"
+            resync = getattr(settings, "renewal_resync", True) if settings is not None else True
+            (notes if resync else problems).append(text + ("" if resync else " and RENEWAL_RESYNC is off"))
+        elif entry["state"] == "expired":
+            problems.append(f"{where}: subscription expired since {entry['expires_at']}")
+        elif entry["state"] == "missing":
+            why = f" ({entry['error']})" if entry.get("error") else " (the next renewal run recreates it)"
+            problems.append(f"{where}: subscription missing{why}")
+    delta_mode = _delta_mode(settings, account)
+    if delta_mode.startswith("listing (Graph"):
+        notes.append(f"other calendars are listed in full each sync: {delta_mode}")
     if account is not None and account.quota_error:
         problems.append(f"subscription quota: {account.quota_error}")
     if account is not None and account.last_sync_error:
@@ -63,8 +125,11 @@ def user_status(account: Any, user: Any, rows: dict[str, int], now: dt.datetime)
         "last_sync_age_seconds": _age(account.last_sync_at if account else None, now),
         "last_error": last_error,
         "last_error_at": _iso(account.last_error_at if account else None),
+        "calendars": calendars,
+        "other_calendars": delta_mode,
         "rows": {name: rows.get(name, 0) for name in _ROW_TABLES},
         "problems": problems,
+        "notes": notes,
     }
 
 
@@ -81,8 +146,9 @@ def queue_depths(settings=None) -> dict[str, Any]:
     return depths
 
 
-def collect_status(settings=None, *, now: dt.datetime | None = None, user_id: str | None = None) -> dict[str, Any]:
-    """The status document (JSON-ready)."""
+def collect_status(settings=None, *, now: dt.datetime | None = None, user_id: str | None = None,
+                   check_graph: bool = True) -> dict[str, Any]:
+    """The status document (JSON-ready); `check_graph` asks Graph which subscriptions still exist."""
     from shared.config import get_settings
     from shared.queues import SYNC_QUEUE, poison_queue_name
     from shared.storage import open_repository
@@ -95,7 +161,18 @@ def collect_status(settings=None, *, now: dt.datetime | None = None, user_id: st
     ids = sorted(set(accounts) | set(users))
     if user_id is not None:
         ids = [i for i in ids if i == user_id]
-    entries = [user_status(accounts.get(i), users.get(i), repo.counts(i), now) for i in ids]
+    alive: dict[str, set[str] | None] = {}
+    if check_graph:
+        from shared.subscriptions.check import live_subscription_ids
+
+        alive = live_subscription_ids([accounts[i] for i in ids if i in accounts], settings)
+    subscriptions: dict[str, list[Any]] = {}
+    for row in repo.list_calendar_subscriptions(user_id):
+        subscriptions.setdefault(row.microsoft_user_id, []).append(row)
+    entries = [user_status(accounts.get(i), users.get(i), repo.counts(i), now, settings=settings,
+                           calendars=calendar_states(subscriptions.get(i, []), repo.list_calendars(i),
+                                                     alive.get(i), now) if subscriptions.get(i) else [])
+               for i in ids]
     by_status: dict[str, int] = {}
     by_subscription: dict[str, int] = {}
     for entry in entries:
@@ -133,6 +210,10 @@ def render_text(doc: dict[str, Any]) -> str:
     if problems:
         lines += ["", "problems:"]
         lines += [f"  {user}: {problem}" for user, problem in problems]
+    notes = [(e["user_id"], n) for e in doc["users"] for n in e.get("notes", [])]
+    if notes:
+        lines += ["", "notes:"]
+        lines += [f"  {user}: {note}" for user, note in notes]
     totals = doc["totals"]
     lines += ["", f"users {totals['users']} {totals['by_status']}, subscriptions {totals['subscriptions']}, "
                   f"rows {totals['rows']}"]
