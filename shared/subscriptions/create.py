@@ -241,10 +241,14 @@ def renew_one(user_id: str, calendar: CalendarRef, subscription_id: str, setting
 
 
 def calendars_of(user_id: str, repo: Any, settings) -> list[CalendarRef]:
-    """The account's calendars, default first: the stored list, or Graph's when none is stored yet."""
+    """The account's calendars, default first: the stored list, else the calendars already subscribed,
+    else Graph's list (an account linked but not synced yet)."""
     rows = repo.list_calendars(user_id)
+    subscribed = repo.list_calendar_subscriptions(user_id) if not rows else []
     if rows:
         refs = [CalendarRef(r.microsoft_calendar_id, bool(r.is_default_calendar), r.name or "") for r in rows]
+    elif subscribed:
+        refs = [CalendarRef(r.microsoft_calendar_id, bool(r.is_default)) for r in subscribed]
     else:
         from shared.sync.worker import mailbox_prefix
 

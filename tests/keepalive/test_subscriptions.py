@@ -1,4 +1,7 @@
-"""ensure_subscription, lifecycle handling and the renewal run against the Graph simulator."""
+"""ensure_subscription(s), lifecycle handling and the renewal run against the Graph simulator.
+
+Every calendar has a subscription of its own; a user of the simulator starts with one
+(default) calendar, so one subscription per user unless a test adds calendars."""
 
 from __future__ import annotations
 
@@ -18,24 +21,39 @@ def _sim_sub(sim, sub_id):
     return sim.subscriptions.subs.get(sub_id)
 
 
+def _default_calendar(sim, user):
+    return sim.store.mailbox(user).default_calendar().id
+
+
+def _set_expiry(user, sub_id, when):
+    """What the stored row says about a subscription's expiry (the simulator's is unchanged)."""
+    for row in _repo().list_calendar_subscriptions(user):
+        if row.subscription_id == sub_id:
+            _repo().update_calendar_subscription(user, row.microsoft_calendar_id, expiration=when)
+
+
 def test_ensure_creates_a_delegated_subscription_once(keep):
     from shared.notifications import client_state
     from shared.subscriptions import ensure_subscription
 
     user = keep.link(keep.users[0])
     first = ensure_subscription(user)
-    assert first.created and first.resource == "me/events"
+    calendar = _default_calendar(keep.sim, user)
+    assert first.created and first.resource == f"me/calendars/{calendar}/events"
     sub = _sim_sub(keep.sim, first.id)
+    assert sub.container == calendar
     assert sub.change_types == ["created", "updated", "deleted"]
     assert sub.lifecycle_url and "/api/graph/lifecycle?" in sub.lifecycle_url
     assert sub.immutable_ids, "Prefer: IdType=ImmutableId is sent at creation"
     query = dict(p.split("=", 1) for p in sub.notification_url.split("?", 1)[1].split("&"))
-    assert client_state.verify(query["sid"], query["kid"], sub.client_state).value == user
+    routing = client_state.verify(query["sid"], query["kid"], sub.client_state)
+    assert (routing.value, routing.calendar_id) == (user, calendar)
     assert _repo().get_account(user).subscription_client_state_id == query["kid"]
     row = _repo().get_user(user)
     assert row.events_subscription_id == first.id
     assert abs((row.events_subscription_expiration - first.expiration).total_seconds()) < 1
-    assert (first.expiration - dt.datetime.now(dt.UTC)) > dt.timedelta(minutes=4200)
+    assert (first.expiration - dt.datetime.now(dt.UTC)) > dt.timedelta(minutes=10060)  # 10,070 by default
+    assert _repo().get_calendar_subscription(user, calendar).state == "live"
 
     keep.sim.reset_counters()
     again = ensure_subscription(user)
@@ -49,7 +67,7 @@ def test_ensure_renews_a_subscription_that_expires_before_the_horizon(keep):
     user = keep.link(keep.users[0])
     first = ensure_subscription(user)
     soon = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=30)
-    _repo().set_events_subscription(user, first.id, soon)
+    _set_expiry(user, first.id, soon)
     renewed = ensure_subscription(user)
     assert renewed.id == first.id and renewed.expiration > soon + dt.timedelta(days=2)
     assert keep.sim.counters().get("PATCH /v1.0/subscriptions/{id}") == 1
@@ -60,7 +78,7 @@ def test_app_only_subscription_uses_the_users_resource(keep):
 
     user = keep.link(keep.users[1], mode="app_only")
     created = ensure_subscription(user)
-    assert created.resource == f"users/{user}/events"
+    assert created.resource == f"users/{user}/calendars/{_default_calendar(keep.sim, user)}/events"
     assert _sim_sub(keep.sim, created.id).user_id == user
 
 
@@ -76,7 +94,7 @@ def test_extension_error_teaches_the_lifetime_limit(keep, monkeypatch):
     assert keep.sim.counters()["POST /v1.0/subscriptions"] == 2  # refused once, then the learned limit
 
     keep.sim.reset_counters()
-    _repo().set_events_subscription(user, created.id, dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5))
+    _set_expiry(user, created.id, dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5))
     ensure_subscription(user)
     assert keep.sim.counters()["PATCH /v1.0/subscriptions/{id}"] == 1, "the learned limit is used at once"
 
@@ -118,7 +136,8 @@ def test_subscription_removed_creates_a_new_one_once(keep):
     user = keep.link(keep.users[0])
     old = ensure_subscription(user)
     keep.sim.remove_subscription(old.id)
-    event = SyncRequest(user, "resync", lifecycle_event="subscriptionRemoved", subscription_id=old.id)
+    event = SyncRequest(user, "resync", lifecycle_event="subscriptionRemoved", subscription_id=old.id,
+                        calendar_id=old.calendar_id)
     handle_lifecycle(event)
     new_id = _repo().get_user(user).events_subscription_id
     assert new_id != old.id and new_id in keep.sim.subscriptions.subs
@@ -134,12 +153,14 @@ def test_reauthorization_required_reauthorizes_or_recreates(keep):
     user = keep.link(keep.users[0])
     sub = ensure_subscription(user)
     keep.sim.reset_counters()
-    handle_lifecycle(SyncRequest(user, "resync", lifecycle_event="reauthorizationRequired", subscription_id=sub.id))
+    handle_lifecycle(SyncRequest(user, "resync", lifecycle_event="reauthorizationRequired", subscription_id=sub.id,
+                                 calendar_id=sub.calendar_id))
     assert keep.sim.counters().get("POST /v1.0/subscriptions/{id}/reauthorize") == 1
     assert _repo().get_user(user).events_subscription_id == sub.id
 
     keep.sim.expire_subscription(sub.id)
-    handle_lifecycle(SyncRequest(user, "resync", lifecycle_event="reauthorizationRequired", subscription_id=sub.id))
+    handle_lifecycle(SyncRequest(user, "resync", lifecycle_event="reauthorizationRequired", subscription_id=sub.id,
+                                 calendar_id=sub.calendar_id))
     assert _repo().get_user(user).events_subscription_id != sub.id
 
 
@@ -156,7 +177,7 @@ def test_missed_changes_nothing_here(keep):
 
 # --- renewal -----------------------------------------------------------------------------------
 def _due(user: str, sub_id: str) -> None:
-    _repo().set_events_subscription(user, sub_id, dt.datetime.now(dt.UTC) + dt.timedelta(minutes=20))
+    _set_expiry(user, sub_id, dt.datetime.now(dt.UTC) + dt.timedelta(minutes=20))
 
 
 def test_renewal_recreates_404_and_one_failure_never_stops_the_others(keep):
@@ -187,9 +208,12 @@ def test_renewal_recreates_404_and_one_failure_never_stops_the_others(keep):
         row = repo.get_user(user)
         assert row.events_subscription_id == subs[user].id
         assert row.events_subscription_expiration > dt.datetime.now(dt.UTC) + dt.timedelta(days=2)
-    # The recreated user is resynced; the safety net queues a delta round for the other linked ones.
-    assert sorted(m["user_id"] for m in queued()) == sorted([delegated_ok, delegated_gone, app_user])
-    assert report.resynced == 2 and all(m["reason"] == "renewal" for m in queued())
+    # The recreated calendar is resynced; the safety net queues a sync for the other linked ones.
+    messages = queued()
+    assert [(m["user_id"], m.get("calendar_id")) for m in messages if m.get("calendar_id")] == [
+        (delegated_gone, _default_calendar(keep.sim, delegated_gone))]
+    assert sorted(m["user_id"] for m in messages if not m.get("calendar_id")) == sorted([delegated_ok, app_user])
+    assert report.resynced == 2 and all(m["reason"] == "renewal" for m in messages)
 
 
 def test_app_only_renewals_go_through_batch(keep):
@@ -227,7 +251,7 @@ def test_a_generic_failure_is_recorded_and_the_rest_renewed(keep, monkeypatch):
     monkeypatch.setattr(keep.sim.subscriptions, "renew", renew)
     report = renew_due()
     assert (report.renewed, report.failed) == (2, 1)
-    assert "boom" in report.errors[users[1]]
+    assert "boom" in report.errors[f"{users[1]}/{subs[users[1]].calendar_id}"]
     assert "boom" in _repo().get_account(users[1]).extra["subscription_error"]
 
 
