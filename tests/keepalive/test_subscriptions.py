@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+
 from shared.queues.messages import SyncRequest
 from tests.keepalive.conftest import queued
 
@@ -298,3 +300,107 @@ def test_renewal_ignores_accounts_that_are_not_linked(keep):
     keep.sim.reset_counters()
     report = renew_due()
     assert report.as_dict()["recreated"] == 0 and keep.sim.counters() == {}
+
+
+# --- per calendar ------------------------------------------------------------------------------
+def _with_calendars(keep, user, *names):
+    return [keep.sim.create_calendar(user, name)["id"] for name in names]
+
+
+def test_a_404_on_one_calendars_renewal_recreates_that_one_only(keep):
+    """Acceptance 3: three calendars due, one subscription gone: two renewed, one recreated and resynced."""
+    from shared.subscriptions import ensure_subscriptions, renew_due
+
+    user = keep.link(keep.users[0])
+    team, travel = _with_calendars(keep, user, "Team", "Travel")
+    subs = {s.calendar_id: s for s in ensure_subscriptions(user)}
+    assert set(subs) == {_default_calendar(keep.sim, user), team, travel}
+    for sub in subs.values():
+        _due(user, sub.id)
+    keep.sim.expire_subscription(subs[team].id)
+    report = renew_due(settings=keep.settings.with_overrides(renewal_resync=False))
+    assert (report.renewed, report.recreated, report.failed) == (2, 1, 0), report.as_dict()
+    assert report.outcomes[f"{user}/{team}"] == "recreated"
+    rows = {r.microsoft_calendar_id: r.subscription_id for r in _repo().list_calendar_subscriptions(user)}
+    assert rows[team] != subs[team].id and rows[team] in keep.sim.subscriptions.subs
+    assert {c: rows[c] for c in rows if c != team} == {c: s.id for c, s in subs.items() if c != team}
+    assert [(m["user_id"], m.get("calendar_id")) for m in queued()] == [(user, team)]
+
+
+def test_app_only_calendar_subscriptions_renew_in_batches(keep):
+    """Acceptance 3 (small): 25 calendar subscriptions of one app-only mailbox go 20 to a $batch."""
+    from shared.subscriptions import ensure_subscriptions, renew_due
+
+    user = keep.link(keep.users[0], mode="app_only")
+    _with_calendars(keep, user, *[f"Project {n}" for n in range(24)])
+    subs = ensure_subscriptions(user)
+    assert len(subs) == 25 and all(s.resource.startswith(f"users/{user}/calendars/") for s in subs)
+    for sub in subs:
+        _due(user, sub.id)
+    keep.sim.reset_counters()
+    report = renew_due(settings=keep.settings.with_overrides(renewal_resync=False))
+    assert report.renewed == 25
+    counters = keep.sim.counters()
+    assert counters["POST /v1.0/$batch"] == 2 and counters["$batch PATCH /v1.0/subscriptions/{id}"] == 25
+    assert "PATCH /v1.0/subscriptions/{id}" not in counters
+
+
+@pytest.mark.parametrize("mode", ["delegated", "app_only"])
+def test_a_4230_minute_tenant_is_learned_and_renewed(keep, monkeypatch, mode):
+    """Acceptance 4: the default 10,070 minutes is refused once, 4,230 learned, then created and renewed."""
+    from shared.subscriptions import ensure_subscriptions, renew_due
+
+    monkeypatch.setattr(keep.sim.subscriptions, "lifetime_limit_minutes", 4230)
+    user = keep.link(keep.users[0], mode=mode)
+    _with_calendars(keep, user, "Team")
+    subs = ensure_subscriptions(user)
+    assert len(subs) == 2
+    assert _repo().get_account(user).subscription_lifetime_minutes == 4230
+    for sub in subs:
+        left = sub.expiration - dt.datetime.now(dt.UTC)
+        assert dt.timedelta(minutes=4220) < left <= dt.timedelta(minutes=4230)
+        _due(user, sub.id)
+    keep.sim.reset_counters()
+    report = renew_due(settings=keep.settings.with_overrides(renewal_resync=False))
+    assert (report.renewed, report.failed) == (2, 0), report.as_dict()
+    for row in _repo().list_calendar_subscriptions(user):
+        assert row.expiration > dt.datetime.now(dt.UTC) + dt.timedelta(minutes=4200)
+    assert not any(name.startswith("POST /v1.0/subscriptions") for name in keep.sim.counters()), "no re-learning"
+
+
+def test_calendars_over_the_cap_fall_back_to_the_safety_net(keep, app_env):
+    from shared.ops.status import collect_status
+    from shared.subscriptions import ensure_subscriptions, renew_due
+
+    settings = app_env(MAX_CALENDAR_SUBSCRIPTIONS="2")
+    user = keep.link(keep.users[0])
+    _with_calendars(keep, user, "A team", "B travel", "C holidays")
+    subs = ensure_subscriptions(user)
+    assert len(subs) == 2 and len([s for s in keep.sim.subscriptions.subs.values() if s.user_id == user]) == 2
+    rows = {r.microsoft_calendar_id: r for r in _repo().list_calendar_subscriptions(user)}
+    assert sorted(r.state for r in rows.values()) == ["capped", "capped", "live", "live"]
+    assert rows[_default_calendar(keep.sim, user)].state == "live", "the default calendar comes first"
+    (entry,) = collect_status(settings, user_id=user)["users"]
+    capped = [c for c in entry["calendars"] if c["state"] == "capped"]
+    assert len(capped) == 2 and entry["subscription"]["state"] == "live" and not entry["problems"]
+    assert sum("MAX_CALENDAR_SUBSCRIPTIONS" in n for n in entry["notes"]) == 2
+    report = renew_due(settings=settings)
+    assert report.checked == 2 and report.resynced == 1  # the safety net covers the capped calendars
+    (entry,) = collect_status(settings.with_overrides(renewal_resync=False), user_id=user)["users"]
+    assert sum("RENEWAL_RESYNC is off" in p for p in entry["problems"]) == 2
+
+
+def test_an_account_wide_subscription_of_an_earlier_version_is_replaced(keep):
+    from shared.subscriptions import ensure_subscriptions
+    from shared.subscriptions.lifecycle import handle_lifecycle
+
+    user = keep.link(keep.users[0])
+    legacy = keep.sim.subscriptions.create(
+        {"changeType": "created", "notificationUrl": keep.receiver.url, "resource": "me/events",
+         "expirationDateTime": (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).isoformat()},
+        keep.client_id, keep.tenant, user, lambda kind: None)
+    _repo().set_events_subscription(user, legacy.id, legacy.expiration)
+    handle_lifecycle(SyncRequest(user, "resync", lifecycle_event="subscriptionRemoved", subscription_id=legacy.id))
+    assert legacy.id not in keep.sim.subscriptions.subs
+    (sub,) = ensure_subscriptions(user)
+    assert _repo().get_user(user).events_subscription_id == sub.id and sub.calendar_id

@@ -230,3 +230,46 @@ def test_master_edit_that_changes_no_instance_row(world, no_subscribe, where):
     world.assert_converged(alice)
     master = next(e for e in world.repo.list_events(alice) if e.microsoft_event_id == series["id"])
     assert master.data["subject"] == "renamed series"
+
+
+def test_a_calendars_notifications_coalesce_per_calendar(world, no_subscribe):
+    """Ten notifications of Team cost one round of Team; Travel's own notification is not covered by it,
+    and neither touches the calendar list or the other calendars."""
+    sim = world.sim
+    alice = world.user("Alice")
+    team, travel, _ = _seed(world, alice)
+    world.link(alice)
+    world.drain()
+    sim.create_event(alice, calendar_id=team["id"], subject="burst", **slot(1))
+    sim.create_event(alice, calendar_id=travel["id"], subject="trip 2", **slot(2))
+    sim.reset_counters()
+    received = time.time()
+    for _ in range(10):
+        enqueue_sync(SyncRequest(alice, "notification", received_at=received, calendar_id=team["id"]), world.settings)
+    enqueue_sync(SyncRequest(alice, "notification", received_at=received, calendar_id=travel["id"]), world.settings)
+    outcomes = world.drain()
+    assert sorted(o.status for o in outcomes) == ["covered"] * 9 + ["synced"] * 2
+    counters = sim.counters()
+    assert counters["GET /v1.0/me/calendars/{id}/calendarView"] == 2  # the simulator lists other calendars
+    assert DELTA not in counters and "GET /v1.0/me/calendars" not in counters
+    world.assert_converged(alice)
+    assert world.repo.get_calendar_subscription(alice, team["id"]).synced_at is not None
+
+
+def test_auto_falls_back_to_listings_once_and_remembers(world, no_subscribe):
+    """DELTA_OTHER_CALENDARS=auto: the unsupported segment is met once per account, then listings."""
+    from shared.sync.events import DELTA_FLAG
+
+    sim = world.sim
+    alice = world.user("Alice")
+    _seed(world, alice)
+    world.link(alice)
+    world.drain()
+    world.assert_converged(alice)
+    assert world.repo.get_account(alice).extra[DELTA_FLAG]["supported"] is False
+    first = sim.counters().get("GET /v1.0/me/calendars/{id}/calendarView/delta")
+    assert first == 1, "one refusal taught the account"
+    sim.reset_counters()
+    _notify(world, alice)
+    assert "GET /v1.0/me/calendars/{id}/calendarView/delta" not in sim.counters()
+    assert sim.counters()["GET /v1.0/me/calendars/{id}/calendarView"] == 2
