@@ -18,6 +18,7 @@ REASONS = frozenset({
     "resync",         # RESYNC request, or lifecycle missed/subscriptionRemoved/reauthorizationRequired
     "renewal",        # the renewal timer found the subscription gone and recreated it
     "window",         # the calendar-view window moved
+    "calendars",      # the renewal run (RENEWAL_RESYNC off) checks the calendar list: new and gone calendars
     "manual",         # an operator asked (CLI)
 })
 

@@ -63,6 +63,7 @@ class RenewalReport:
     failed: int = 0
     skipped: int = 0
     resynced: int = 0
+    calendar_checks: int = 0  # RENEWAL_RESYNC off: calendar-list checks queued (new and gone calendars)
     elapsed: float = 0.0
     errors: dict[str, str] = field(default_factory=dict)
     outcomes: dict[str, str] = field(default_factory=dict)  # user/calendar -> renewed | recreated | ...
@@ -76,6 +77,7 @@ class RenewalReport:
     def as_dict(self) -> dict[str, Any]:
         return {"renewed": self.renewed, "recreated": self.recreated, "checked": self.checked,
                 "failed": self.failed, "skipped": self.skipped, "resynced": self.resynced,
+                "calendar_checks": self.calendar_checks,
                 "elapsed_seconds": round(self.elapsed, 3), "errors": dict(self.errors)}
 
     def summary(self) -> str:
@@ -320,6 +322,8 @@ def renew_due(now: dt.datetime | None = None, *, settings=None, max_workers: int
                 report.add(user_id, outcome, error)
     if settings.renewal_resync:
         report.resynced = _safety_net(create + renew + check, report, settings)
+    else:
+        report.calendar_checks = _calendar_checks(create + renew + check, report, settings)
     report.elapsed = time.monotonic() - started
     log.info("subscription renewal: %s", report.summary())
     return report
@@ -341,6 +345,18 @@ def _safety_net(items: list[_Item], report: RenewalReport, settings) -> int:
     capped_only = [a.microsoft_user_id for a in _linked_without_items(items, settings)]
     users = [u for u, seen in outcomes.items() if SKIPPED not in seen and not seen <= {RECREATED}] + capped_only
     bodies = [SyncRequest(user, "renewal").to_json() for user in sorted(set(users))]
+    return open_queue(SYNC_QUEUE, settings).send_many(bodies) if bodies else 0
+
+
+def _calendar_checks(items: list[_Item], report: RenewalReport, settings) -> int:
+    """Without the safety net, still one calendar-list read per account and run: a calendar created
+    in a quiet mailbox gets its subscription and first round, a deleted one loses its subscription."""
+    from shared.queues import SYNC_QUEUE, open_queue
+    from shared.queues.messages import SyncRequest
+
+    skipped = {i.user_id for i in items if report.outcomes.get(i.key) == SKIPPED}
+    users = {i.user_id for i in items} | {a.microsoft_user_id for a in _linked_without_items(items, settings)}
+    bodies = [SyncRequest(user, "calendars").to_json() for user in sorted(users - skipped)]
     return open_queue(SYNC_QUEUE, settings).send_many(bodies) if bodies else 0
 
 

@@ -10,13 +10,16 @@
   queue). `false` always lists.
 - A calendar's notification (`sync_one_calendar`) runs that calendar's round only;
   the calendar list is read first when it is older than CALENDAR_LIST_MAX_AGE_MINUTES
-  or does not know the calendar.
+  or does not know the calendar. Calendars the list shows for the first time are
+  subscribed (`on_listed`, before their events are read: a change made in between is
+  then notified, not lost) and get their first round in the same sync.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,21 +93,44 @@ class CalendarRound:
     found: bool   # the calendar still exists
 
 
-def sync_one_calendar(ctx: SyncContext, calendar_id: str, listed_at: float | None) -> CalendarRound:
-    """The round of one calendar (a notification's); the calendar list only when stale or unaware of it."""
+OnListed = Callable[[list[dict[str, Any]]], None]
+
+
+def list_calendars(ctx: SyncContext, on_listed: OnListed | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Read and store the calendar list: (every calendar, the ones not stored before)."""
     from shared.sync.calendars import sync_calendars
 
+    known = {row.microsoft_calendar_id for row in ctx.repo.list_calendars(ctx.user_id)}
+    calendars = sync_calendars(ctx)
+    if on_listed is not None:
+        on_listed(calendars)
+    return calendars, [c for c in calendars if c["id"] not in known]
+
+
+def sync_one_calendar(ctx: SyncContext, calendar_id: str, listed_at: float | None,
+                      on_listed: OnListed | None = None) -> CalendarRound:
+    """The round of one calendar (a notification's); the calendar list only when stale or unaware of it."""
     known = {row.microsoft_calendar_id: row for row in ctx.repo.list_calendars(ctx.user_id)}
     max_age = 60 * int(ctx.settings.calendar_list_max_age_minutes)
     listed = calendar_id not in known or listed_at is None or time.time() - listed_at > max_age
+    new: list[dict[str, Any]] = []
     if listed:
-        calendars = {c["id"]: c for c in sync_calendars(ctx)}
-        calendar = calendars.get(calendar_id)
+        calendars, new = list_calendars(ctx, on_listed)
+        calendar = next((c for c in calendars if c["id"] == calendar_id), None)
     else:
         row = known[calendar_id]
         calendar = {**(row.data or {}), "id": calendar_id, "isDefaultCalendar": bool(row.is_default_calendar)}
+    for first in (c for c in new if c["id"] != calendar_id):
+        sync_calendar_events(ctx, first)
     if calendar is None:
         log.info("sync %s: calendar %s is gone; nothing to sync", ctx.user_id, calendar_id)
         return CalendarRound(listed, False)
     sync_calendar_events(ctx, calendar)
     return CalendarRound(listed, True)
+
+
+def sync_new_calendars(ctx: SyncContext, on_listed: OnListed | None = None) -> None:
+    """The calendar list and the first round of calendars it shows for the first time, nothing else."""
+    _, new = list_calendars(ctx, on_listed)
+    for calendar in new:
+        sync_calendar_events(ctx, calendar)

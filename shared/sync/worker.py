@@ -139,7 +139,7 @@ def _sync(request: SyncRequest, settings: Any, repo: Any, graph: Any, account: A
     from shared.graph import GraphError, ThrottledError
     from shared.sync.calendars import sync_calendars
     from shared.sync.context import SyncContext
-    from shared.sync.events import delta_other_calendars, sync_events, sync_one_calendar
+    from shared.sync.events import delta_other_calendars, sync_events, sync_new_calendars, sync_one_calendar
     from shared.sync.outbound import publish_pending
     from shared.sync.progress import Progress
     from shared.sync.window import current_window
@@ -159,12 +159,19 @@ def _sync(request: SyncRequest, settings: Any, repo: Any, graph: Any, account: A
                       full=request.full, progress=Progress(user), crash_after_pages=crash_after_pages)
     ctx.delta_other, ctx.detect_delta = delta_other_calendars(settings, account)
     listed, found = True, True
+
+    def on_listed(calendars: list[dict[str, Any]]) -> None:
+        _subscribe_listed(user, repo, calendars)
+
     try:
         if calendar_id:
-            done = sync_one_calendar(ctx, calendar_id, _listed_at(account))
+            done = sync_one_calendar(ctx, calendar_id, _listed_at(account), on_listed)
             listed, found = done.listed, done.found
+        elif request.reason == "calendars" and not request.full:
+            sync_new_calendars(ctx, on_listed)
         else:
             calendars = sync_calendars(ctx)
+            on_listed(calendars)
             sync_events(ctx, calendars)
     except ReauthRequired as exc:
         log.warning("sync %s stopped: %s", user, exc)
@@ -220,6 +227,21 @@ def _lifecycle(request: SyncRequest, settings: Any) -> bool:
         log.error("lifecycle %s for user %s not handled (%s: %s); resyncing anyway", request.lifecycle_event,
                   request.user_id, type(exc).__name__, exc)
     return True
+
+
+def _subscribe_listed(user_id: str, repo: Any, calendars: list[dict[str, Any]]) -> None:
+    """Calendars just listed that have no subscription row (new), or rows of calendars no longer
+    listed: subscriptions follow before any event is read, so a change made meanwhile is notified."""
+    rows = {r.microsoft_calendar_id for r in repo.list_calendar_subscriptions(user_id)}
+    listed = {c["id"] for c in calendars}
+    if not rows or rows == listed:
+        return  # first sync of the account (subscribed after it), or nothing appeared or went
+    from shared.subscriptions import ensure_subscriptions
+
+    try:
+        ensure_subscriptions(user_id, repo=repo)
+    except Exception as exc:  # the rows still sync; the renewal timer heals a missing subscription
+        log.error("sync %s: subscriptions of new calendars not ensured (%s: %s)", user_id, type(exc).__name__, exc)
 
 
 def _subscribe(request: SyncRequest, repo: Any, outcome: Outcome) -> None:

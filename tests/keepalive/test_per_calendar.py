@@ -222,3 +222,23 @@ def test_delete_all_instance_subscriptions_keeps_replication_alive(live):
     assert entry["subscription"]["state"] == "live" and not entry["problems"]
     (check,) = check_users(live.settings)
     assert check.ok, check.line()
+
+
+def test_without_the_safety_net_the_renewal_run_still_finds_new_and_gone_calendars(live):
+    """Acceptance 3 in a quiet mailbox: no notification ever mentions a new calendar; the renewal run's
+    calendar-list check (one request per account) subscribes it and replicates its events, and drops the
+    subscription of a deleted one."""
+    sim, alice = live.sim, live.alice
+    projects = sim.create_calendar(alice, "Projects")["id"]
+    early = sim.create_event(alice, calendar_id=projects, subject="before anyone listened", **_slot(5, 9))
+    team_sub = _repo().get_calendar_subscription(alice, live.calendars["team"]).subscription_id
+    sim.delete_calendar(alice, live.calendars["team"])
+    live.host.fire_timer("renew_subscriptions")
+    assert live.host.drain(timeout=30)
+    _wait_for(live, lambda rows: early["id"] in rows)
+    sub = _repo().get_calendar_subscription(alice, projects)
+    assert sub is not None and sub.subscription_id in sim.subscriptions.subs
+    assert _repo().get_calendar_subscription(alice, live.calendars["team"]) is None
+    assert team_sub not in sim.subscriptions.subs
+    later = sim.create_event(alice, calendar_id=projects, subject="by notification", **_slot(6, 9))
+    _wait_for(live, lambda rows: later["id"] in rows)

@@ -288,8 +288,9 @@ def test_without_the_safety_net_only_recreated_users_are_resynced(keep, app_env)
     keep.sim.expire_subscription(ensure_subscription(gone).id)
     ensure_subscription(fine)
     report = renew_due(settings=settings)
-    assert (report.recreated, report.checked, report.resynced) == (1, 1, 0)
-    assert [m["user_id"] for m in queued()] == [gone]
+    assert (report.recreated, report.checked, report.resynced, report.calendar_checks) == (1, 1, 0, 2)
+    assert [m["user_id"] for m in queued() if m["reason"] == "renewal"] == [gone]
+    assert sorted(m["user_id"] for m in queued() if m["reason"] == "calendars") == sorted([gone, fine])
 
 
 def test_renewal_ignores_accounts_that_are_not_linked(keep):
@@ -324,7 +325,7 @@ def test_a_404_on_one_calendars_renewal_recreates_that_one_only(keep):
     rows = {r.microsoft_calendar_id: r.subscription_id for r in _repo().list_calendar_subscriptions(user)}
     assert rows[team] != subs[team].id and rows[team] in keep.sim.subscriptions.subs
     assert {c: rows[c] for c in rows if c != team} == {c: s.id for c, s in subs.items() if c != team}
-    assert [(m["user_id"], m.get("calendar_id")) for m in queued()] == [(user, team)]
+    assert [(m["user_id"], m.get("calendar_id")) for m in queued() if m["reason"] == "renewal"] == [(user, team)]
 
 
 def test_app_only_calendar_subscriptions_renew_in_batches(keep):
