@@ -28,7 +28,7 @@ class SyncRequest:
     user_id: str
     reason: str
     full: bool = False            # drop delta links and reconcile everything
-    subscribe: bool = False       # (re)create the events subscription after the sync
+    subscribe: bool = False       # ensure every calendar's subscription after the sync
     lifecycle_event: str | None = None
     subscription_id: str | None = None
     received_at: float = field(default_factory=time.time)
