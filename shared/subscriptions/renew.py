@@ -82,7 +82,8 @@ class RenewalReport:
 
     def summary(self) -> str:
         return (f"renewed {self.renewed}, recreated {self.recreated}, checked {self.checked}, "
-                f"failed {self.failed}, skipped {self.skipped}, resync queued {self.resynced} in {self.elapsed:.2f}s")
+                f"failed {self.failed}, skipped {self.skipped}, resync queued {self.resynced}, calendar-list checks "
+                f"queued {self.calendar_checks} in {self.elapsed:.2f}s")
 
 
 @dataclass(frozen=True)

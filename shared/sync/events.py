@@ -81,10 +81,26 @@ def sync_calendar_events(ctx: SyncContext, calendar: dict[str, Any]) -> None:
         sync_calendar(ctx, calendar["id"], source_for(ctx, calendar))
 
 
+def round_unless_gone(ctx: SyncContext, calendar: dict[str, Any]) -> bool:
+    """`sync_calendar_events`; False when the calendar was deleted after it was listed (404).
+
+    A calendar deleted between the list and its round must not stop the other calendars'
+    rounds; the next calendar list removes its rows and its subscription."""
+    try:
+        sync_calendar_events(ctx, calendar)
+        return True
+    except GraphError as exc:
+        if exc.status != 404 or calendar.get("isDefaultCalendar"):
+            raise
+        log.info("sync %s: calendar %s is gone (404 %s); the next calendar list drops it", ctx.user_id,
+                 calendar.get("name") or calendar["id"], exc.code)
+        return False
+
+
 def sync_events(ctx: SyncContext, calendars: list[dict[str, Any]]) -> None:
     """Every calendar's events, the primary one first (it is what most users look at)."""
     for calendar in sorted(calendars, key=lambda c: not c.get("isDefaultCalendar")):
-        sync_calendar_events(ctx, calendar)
+        round_unless_gone(ctx, calendar)
 
 
 @dataclass(frozen=True)
@@ -121,16 +137,19 @@ def sync_one_calendar(ctx: SyncContext, calendar_id: str, listed_at: float | Non
         row = known[calendar_id]
         calendar = {**(row.data or {}), "id": calendar_id, "isDefaultCalendar": bool(row.is_default_calendar)}
     for first in (c for c in new if c["id"] != calendar_id):
-        sync_calendar_events(ctx, first)
+        round_unless_gone(ctx, first)
     if calendar is None:
         log.info("sync %s: calendar %s is gone; nothing to sync", ctx.user_id, calendar_id)
         return CalendarRound(listed, False)
-    sync_calendar_events(ctx, calendar)
-    return CalendarRound(listed, True)
+    if round_unless_gone(ctx, calendar):
+        return CalendarRound(listed, True)
+    if not listed:  # gone since the stored list: read it now, so its rows and subscription go too
+        list_calendars(ctx, on_listed)
+    return CalendarRound(True, False)
 
 
 def sync_new_calendars(ctx: SyncContext, on_listed: OnListed | None = None) -> None:
     """The calendar list and the first round of calendars it shows for the first time, nothing else."""
     _, new = list_calendars(ctx, on_listed)
     for calendar in new:
-        sync_calendar_events(ctx, calendar)
+        round_unless_gone(ctx, calendar)

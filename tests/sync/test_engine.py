@@ -273,3 +273,36 @@ def test_auto_falls_back_to_listings_once_and_remembers(world, no_subscribe):
     _notify(world, alice)
     assert "GET /v1.0/me/calendars/{id}/calendarView/delta" not in sim.counters()
     assert sim.counters()["GET /v1.0/me/calendars/{id}/calendarView"] == 2
+
+
+@pytest.mark.parametrize("scope", ["user", "calendar"])
+def test_a_calendar_deleted_after_the_list_does_not_stop_the_others(world, no_subscribe, monkeypatch, scope):
+    """Regression: a 404 on a calendar deleted between the calendar list and its round failed the whole
+    sync "for good" and dropped the message, so the other calendars' changes waited for another sync."""
+    import shared.sync.calendars as calendars_module
+
+    sim = world.sim
+    alice = world.user("Alice")
+    team, _, _ = _seed(world, alice)
+    world.link(alice)
+    world.drain()
+    doomed = sim.create_calendar(alice, "Doomed")["id"]
+    sim.create_event(alice, calendar_id=doomed, subject="doomed", **slot(1))
+    late = sim.create_event(alice, calendar_id=team["id"], subject="late in team", **slot(2))
+    original = calendars_module.sync_calendars
+
+    def list_then_delete(ctx):
+        listed = original(ctx)
+        if any(c["id"] == doomed for c in listed) and doomed in sim.store.mailbox(alice).calendars:
+            sim.delete_calendar(alice, doomed)
+        return listed
+
+    monkeypatch.setattr(calendars_module, "sync_calendars", list_then_delete)
+    calendar_id = team["id"] if scope == "calendar" else None
+    world.configure(CALENDAR_LIST_MAX_AGE_MINUTES="0")
+    enqueue_sync(SyncRequest(alice, "notification", calendar_id=calendar_id), world.settings)
+    outcomes = world.drain()
+    assert [o.status for o in outcomes] == ["synced"]
+    assert late["id"] in {e.microsoft_event_id for e in world.repo.list_events(alice)}
+    _notify(world, alice)
+    world.assert_converged(alice)
