@@ -27,6 +27,7 @@ dropped -- retrying could never make them succeed.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -110,8 +111,12 @@ def run(request: SyncRequest, *, settings: Any = None, repo: Any = None, graph: 
         status = getattr(account, "status", None) or "unknown"
         log.info("sync %s skipped: account is %s", user, status)
         return Outcome("skipped", f"account {status}")
-    if request.lifecycle_event and not _lifecycle(request, settings):
-        return Outcome("reauth_required", "lifecycle handling found the grant revoked")
+    if request.lifecycle_event:
+        if not _lifecycle(request, settings):
+            return Outcome("reauth_required", "lifecycle handling found the grant revoked")
+        # Changes made before a recreated subscription existed were never notified: only a round that
+        # starts after the lifecycle handling may cover this request, not one that ran meanwhile.
+        request = dataclasses.replace(request, received_at=time.time())
 
     from shared.sync import lock
     from shared.sync.outbound import publish_pending
@@ -146,10 +151,11 @@ def _sync(request: SyncRequest, settings: Any, repo: Any, graph: Any, account: A
 
     user = request.user_id
     calendar_id = request.calendar_id if not request.full else None
+    whole = not calendar_id and not (request.reason == "calendars" and not request.full)  # every calendar's round
     started_wall = time.time()
     if calendar_id:
         repo.update_calendar_subscription(user, calendar_id, sync_started_at=_now())
-    else:
+    elif whole:  # only a sync of every calendar may cover the user's requests (coalescing)
         repo.update_account(user, last_sync_started_at=_now())
     if graph is None:
         from shared.graph import client_for_user
@@ -167,7 +173,7 @@ def _sync(request: SyncRequest, settings: Any, repo: Any, graph: Any, account: A
         if calendar_id:
             done = sync_one_calendar(ctx, calendar_id, _listed_at(account), on_listed)
             listed, found = done.listed, done.found
-        elif request.reason == "calendars" and not request.full:
+        elif not whole:
             sync_new_calendars(ctx, on_listed)
         else:
             calendars = sync_calendars(ctx)
@@ -189,7 +195,7 @@ def _sync(request: SyncRequest, settings: Any, repo: Any, graph: Any, account: A
     finally:
         ctx.progress.close()
     sent = publish_pending(user, repo, settings=settings)
-    changes: dict[str, Any] = {} if calendar_id else {"last_sync_at": _now(), "last_sync_error": None}
+    changes: dict[str, Any] = {"last_sync_at": _now(), "last_sync_error": None} if whole else {}
     if request.full or listed:
         extra = dict((repo.get_account(user) or account).extra or {})  # re-read: the round may have noted things
         marks = {"calendars_listed_at": started_wall} if listed else {}

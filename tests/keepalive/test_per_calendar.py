@@ -242,3 +242,22 @@ def test_without_the_safety_net_the_renewal_run_still_finds_new_and_gone_calenda
     assert team_sub not in sim.subscriptions.subs
     later = sim.create_event(alice, calendar_id=projects, subject="by notification", **_slot(6, 9))
     _wait_for(live, lambda rows: later["id"] in rows)
+
+
+def test_a_lifecycle_request_is_not_covered_by_a_round_before_the_recreation(live):
+    """Regression (convergence seed 303): a round of the calendar that ran after `subscriptionRemoved` was
+    received, but before the subscription was recreated, covered the lifecycle request, so changes made in
+    between were neither notified nor read."""
+    from shared.sync import worker
+
+    sim, alice, team = live.sim, live.alice, live.calendars["team"]
+    old = _repo().get_calendar_subscription(alice, team).subscription_id
+    received = time.time()
+    sim.expire_subscription(old)                                   # removed; its lifecycle event is on its way
+    assert worker.run(SyncRequest(alice, "notification", calendar_id=team)).status == "synced"
+    unseen = sim.create_event(alice, calendar_id=team, subject="while nothing listened", **_slot(7, 9))
+    outcome = worker.run(SyncRequest(alice, "resync", lifecycle_event="subscriptionRemoved", subscription_id=old,
+                                     calendar_id=team, received_at=received))
+    assert outcome.status == "synced"
+    assert unseen["id"] in {e.microsoft_event_id for e in _repo().list_events(alice)}
+    assert _repo().get_calendar_subscription(alice, team).subscription_id != old

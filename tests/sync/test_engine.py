@@ -306,3 +306,21 @@ def test_a_calendar_deleted_after_the_list_does_not_stop_the_others(world, no_su
     assert late["id"] in {e.microsoft_event_id for e in world.repo.list_events(alice)}
     _notify(world, alice)
     world.assert_converged(alice)
+
+
+def test_a_calendar_list_check_covers_no_calendars_request(world, no_subscribe):
+    """Regression: the renewal run's calendar-list check (reason "calendars") stamped the account's sync
+    start, so a calendar's notification received before it counted as covered although no round of that
+    calendar ran."""
+    sim = world.sim
+    alice = world.user("Alice")
+    team, _, _ = _seed(world, alice)
+    world.link(alice)
+    world.drain()
+    changed = sim.create_event(alice, calendar_id=team["id"], subject="notified before the check", **slot(2))
+    received = time.time()
+    enqueue_sync(SyncRequest(alice, "calendars"), world.settings)
+    assert [o.status for o in world.drain()] == ["synced"]
+    enqueue_sync(SyncRequest(alice, "notification", calendar_id=team["id"], received_at=received), world.settings)
+    assert [o.status for o in world.drain()] == ["synced"]
+    assert changed["id"] in {e.microsoft_event_id for e in world.repo.list_events(alice)}
