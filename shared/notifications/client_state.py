@@ -121,7 +121,8 @@ def _mac(key: bytes, kid: str, sid: str) -> str:
 
 
 def encode_sid(kind: str, value: str, calendar_id: str | None = None) -> str:
-    if kind not in (SYNC, OUTBOUND) or not value or "\n" in value or (calendar_id and kind != SYNC):
+    if kind not in (SYNC, OUTBOUND) or not value or (kind == SYNC and "\n" in value) \
+            or (calendar_id and kind != SYNC):
         raise ValueError("sid kind must be sync or out, with a value (a calendar only for sync)")
     return _b64(f"{kind}:{value}".encode() + (f"\n{calendar_id}".encode() if calendar_id else b""))
 
