@@ -113,14 +113,13 @@ OnListed = Callable[[list[dict[str, Any]]], None]
 
 
 def list_calendars(ctx: SyncContext, on_listed: OnListed | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Read and store the calendar list: (every calendar, the ones not stored before)."""
+    """Read and store the calendar list: (every calendar, the ones that never had a round)."""
     from shared.sync.calendars import sync_calendars
 
-    known = {row.microsoft_calendar_id for row in ctx.repo.list_calendars(ctx.user_id)}
     calendars = sync_calendars(ctx)
     if on_listed is not None:
         on_listed(calendars)
-    return calendars, [c for c in calendars if c["id"] not in known]
+    return calendars, [c for c in calendars if ctx.repo.get_cursor(ctx.user_id, c["id"]) is None]
 
 
 def sync_one_calendar(ctx: SyncContext, calendar_id: str, listed_at: float | None,
@@ -144,7 +143,9 @@ def sync_one_calendar(ctx: SyncContext, calendar_id: str, listed_at: float | Non
     if round_unless_gone(ctx, calendar):
         return CalendarRound(listed, True)
     if not listed:  # gone since the stored list: read it now, so its rows and subscription go too
-        list_calendars(ctx, on_listed)
+        _, new = list_calendars(ctx, on_listed)
+        for first in new:
+            round_unless_gone(ctx, first)
     return CalendarRound(True, False)
 
 

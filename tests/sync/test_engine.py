@@ -324,3 +324,22 @@ def test_a_calendar_list_check_covers_no_calendars_request(world, no_subscribe):
     enqueue_sync(SyncRequest(alice, "notification", calendar_id=team["id"], received_at=received), world.settings)
     assert [o.status for o in world.drain()] == ["synced"]
     assert changed["id"] in {e.microsoft_event_id for e in world.repo.list_events(alice)}
+
+
+def test_a_round_of_a_deleted_calendar_lists_and_syncs_new_ones(world, no_subscribe):
+    """Regression: when a calendar's round found it deleted (404) and re-read the list, calendars that list
+    showed for the first time were stored but never synced; a later calendar-list check saw them as known."""
+    sim = world.sim
+    alice = world.user("Alice")
+    team, _, _ = _seed(world, alice)
+    world.link(alice)
+    world.drain()
+    projects = sim.create_calendar(alice, "Projects")["id"]
+    early = sim.create_event(alice, calendar_id=projects, subject="early", **slot(3))
+    sim.delete_calendar(alice, team["id"])
+    enqueue_sync(SyncRequest(alice, "notification", calendar_id=team["id"]), world.settings)
+    assert [o.status for o in world.drain()] == ["synced"]
+    assert early["id"] in {e.microsoft_event_id for e in world.repo.list_events(alice)}
+    enqueue_sync(SyncRequest(alice, "calendars"), world.settings)
+    world.drain()
+    world.assert_converged(alice)
