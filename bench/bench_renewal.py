@@ -1,9 +1,10 @@
-"""Renewal of 2,000 subscriptions against the Graph simulator with 100 ms per Graph request.
+"""Renewal of 2,000 calendar subscriptions against the Graph simulator with 100 ms per Graph request.
 
-    .venv/bin/python bench/bench_renewal.py [--app-only 1900] [--delegated 100] [--latency-ms 100]
+    .venv/bin/python bench/bench_renewal.py [--app-only 380] [--delegated 20] [--calendars 5] [--latency-ms 100]
 
-App-only accounts are renewed 20 to a `$batch`; delegated ones one PATCH each
-(a batch cannot mix user tokens). The simulator's subscription endpoints are
+Every calendar has a subscription of its own: by default 400 mailboxes with 5
+calendars each, 2,000 subscriptions. App-only ones are renewed 20 to a `$batch`;
+delegated ones one PATCH each (a batch cannot mix user tokens). The simulator's subscription endpoints are
 wrapped to add the latency to every request (inner `$batch` requests
 included, run one after the other as a conservative model) and to count
 requests in flight per mailbox. Prints elapsed time, Graph request counts and
@@ -76,8 +77,9 @@ def configure(sim, tenant: str, client_id: str, secret: str, base_url: str, data
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--app-only", type=int, default=1900)
-    parser.add_argument("--delegated", type=int, default=100)
+    parser.add_argument("--app-only", type=int, default=380, help="app-only mailboxes")
+    parser.add_argument("--delegated", type=int, default=20, help="delegated mailboxes")
+    parser.add_argument("--calendars", type=int, default=5, help="calendars per mailbox, default one included")
     parser.add_argument("--latency-ms", type=int, default=100)
     args = parser.parse_args()
 
@@ -102,14 +104,19 @@ def run(sim, receiver, data: Path, args: argparse.Namespace) -> int:
     configure(sim, tenant, client_id, secret, receiver.url.rsplit("/api/", 1)[0], data)
     from shared.auth.tokens import get_token_service
     from shared.storage import open_repository
-    from shared.subscriptions import create_subscription, renew_due
+    from shared.subscriptions import ensure_subscriptions, renew_due
 
-    total = args.app_only + args.delegated
-    print(f"setting up {args.app_only} app-only and {args.delegated} delegated accounts ...", flush=True)
+    mailboxes = args.app_only + args.delegated
+    total = mailboxes * args.calendars
+    print(f"setting up {args.app_only} app-only and {args.delegated} delegated mailboxes, {args.calendars} "
+          f"calendars each ...", flush=True)
     t0 = time.monotonic()
     repo = open_repository()
     users = [sim.create_user(tenant, display_name=f"U{n}", user_principal_name=f"u{n}@{tenant}.test")
-             for n in range(total)]
+             for n in range(mailboxes)]
+    for user in users:
+        for n in range(1, args.calendars):
+            sim.create_calendar(user, f"Calendar {n}")
     modes = {u: ("app_only" if n < args.app_only else "delegated") for n, u in enumerate(users)}
     for user in users:
         repo.upsert_user(user, {"id": user})
@@ -117,11 +124,10 @@ def run(sim, receiver, data: Path, args: argparse.Namespace) -> int:
             get_token_service().store_refresh_token(user, refresh_token(sim, tenant, client_id, secret, user))
         repo.update_account(user, status="linked", mode=modes[user], graph_user_id=user)
     with ThreadPoolExecutor(16) as pool:
-        list(pool.map(create_subscription, users))
+        list(pool.map(ensure_subscriptions, users))
     due = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=20)  # all expire before the horizon
-    for user in users:
-        row = repo.get_user(user)
-        repo.set_events_subscription(user, row.events_subscription_id, due)
+    for row in repo.list_calendar_subscriptions():
+        repo.update_calendar_subscription(row.microsoft_user_id, row.microsoft_calendar_id, expiration=due)
     print(f"setup took {time.monotonic() - t0:.1f}s", flush=True)
 
     inflight = InFlight()
@@ -132,7 +138,7 @@ def run(sim, receiver, data: Path, args: argparse.Namespace) -> int:
     counters = sim.counters()
     graph = {k: v for k, v in counters.items() if "/v1.0/" in k}
     outer = sum(v for k, v in graph.items() if not k.startswith("$batch "))
-    print(f"renewal of {total} subscriptions ({args.latency_ms} ms per Graph request): "
+    print(f"renewal of {total} calendar subscriptions ({args.latency_ms} ms per Graph request): "
           f"{report.elapsed:.1f}s -- {report.summary()}")
     print(f"Graph HTTP requests: {outer}; by kind: {dict(sorted(graph.items()))}")
     print(f"token requests: {sum(v for k, v in counters.items() if '/oauth2/' in k)}")

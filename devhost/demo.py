@@ -1,14 +1,17 @@
 """`make run` without credentials: the whole loop against the Graph simulator.
 
-1. start the simulator with a demo tenant (two users, four calendars, recurring events);
+1. start the simulator with a demo tenant (two users, five calendars, recurring events);
 2. point the app at it (authority, Graph URL, client id, secret in the local store, CA file)
    with its data under .data/demo/ (wiped at each start), and record those settings in
    .data/demo/local.settings.json, where `python -m shared ...` finds them (shared/local_settings.py);
 3. start the local Functions host and link both users through the real sign-in flow
    (GET /api/oauth/start -> the simulator's authorize redirect -> /api/oauth/callback);
-4. the queued first syncs backfill into SQLite (progress in the log) and subscribe;
-5. then keep changing events in the simulator and show each change arriving as a row,
-   with its notification-to-row latency.
+4. the queued first syncs backfill into SQLite (progress in the log) and subscribe, one
+   subscription per calendar;
+5. then keep changing events in every calendar (default and the others) and show each
+   change arriving as a row, with the calendar and its notification-to-row latency.
+   RENEWAL_RESYNC is off (and the renewal timer's first run is minutes away): every row
+   arrives through its calendar's notification.
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ def configure(sim: Any, demo: dict[str, Any], base_url: str) -> dict[str, str]:
         "CLIENT_ID": demo["client_id"], "REQUESTS_CA_BUNDLE": str(ca_file), "APP_BASE_URL": base_url,
         "DATABASE_BACKEND": "sqlite", "SQLITE_PATH": str(DATA / "calendar.db"),
         "LOCAL_QUEUE_PATH": str(DATA / "queue.db"), "LOCAL_SECRETS_DIR": str(DATA / "secrets"),
-        "GRAPH_PAGE_SIZE": "50",
+        "GRAPH_PAGE_SIZE": "50", "RENEWAL_RESYNC": "false",
     }
     for name in [*_NOT_IN_DEMO, *(k for k in os.environ if k == HOST_STORAGE or k.startswith(HOST_STORAGE + "__"))]:
         os.environ.pop(name, None)
@@ -103,7 +106,11 @@ class Changer:
     def _rows(self, user: str) -> dict[str, dict[str, Any]]:
         from shared.storage import open_repository
 
-        return {e.microsoft_event_id: e.data for e in open_repository().list_events(user)}
+        return {e.microsoft_event_id: {**e.data, "_calendar": e.microsoft_calendar_id}
+                for e in open_repository().list_events(user)}
+
+    def _calendar_names(self, user: str) -> dict[str, str]:
+        return {c.id: c.name for c in self.sim.store.mailbox(user).calendars.values()}
 
     def _latency(self, since: float, row_at: float) -> str:
         deliveries = [r for r in self.sim.deliveries if r.get("time", 0) >= since and r.get("ok")]
@@ -112,15 +119,26 @@ class Changer:
         first = min(r["time"] - r.get("elapsed_ms", 0) / 1000 for r in deliveries)
         return f"notification-to-row {1000 * (row_at - first):.0f} ms, change-to-row {1000 * (row_at - since):.0f} ms"
 
-    def one(self) -> None:
-        name, user = self.rnd.choice(sorted(self.users.items()))
-        rows = {i: d for i, d in self._rows(user).items() if d.get("type") == "singleInstance"}
-        kind = self.rnd.choice(["create", "update", "update", "delete"] if rows else ["create"])
+    def tour(self) -> None:
+        """One new event in every calendar of every user: each calendar's notification path, shown."""
+        for name, user in sorted(self.users.items()):
+            for calendar_id in sorted(self._calendar_names(user), key=lambda c: self._calendar_names(user)[c]):
+                self.one(name, calendar_id, "create")
+
+    def one(self, name: str | None = None, calendar_id: str | None = None, kind: str | None = None) -> None:
+        if name is None:
+            name = self.rnd.choice(sorted(self.users))
+        user = self.users[name]
+        calendars = self._calendar_names(user)
+        calendar_id = calendar_id or self.rnd.choice(sorted(calendars))
+        rows = {i: d for i, d in self._rows(user).items()
+                if d.get("type") == "singleInstance" and d["_calendar"] == calendar_id}
+        kind = kind or self.rnd.choice(["create", "update", "update", "delete"] if rows else ["create"])
         at = time.time()
         if kind == "create":
             subject = f"Demo meeting {self.rnd.randint(100, 999)}"
-            event_id = self.sim.create_event(user, subject=subject, **_slot(self.rnd.randint(0, 20),
-                                                                            self.rnd.randint(8, 17)))["id"]
+            event_id = self.sim.create_event(user, calendar_id=calendar_id, subject=subject,
+                                             **_slot(self.rnd.randint(0, 20), self.rnd.randint(8, 17)))["id"]
             done = lambda r: event_id in r  # noqa: E731
         elif kind == "update":
             event_id = self.rnd.choice(sorted(rows))
@@ -132,13 +150,15 @@ class Changer:
             subject = rows[event_id]["subject"]
             self.sim.delete_event(user, event_id)
             done = lambda r: event_id not in r  # noqa: E731
+        where = calendars[calendar_id][:10]
         deadline = time.time() + 30
         while time.time() < deadline:
             if done(self._rows(user)):
-                self.say(f"{name:<6} {kind:<7} {subject!r:<36} replicated: {self._latency(at, time.time())}")
+                self.say(f"{name:<6} {where:<10} {kind:<7} {subject!r:<36} replicated: "
+                         f"{self._latency(at, time.time())}")
                 return
             time.sleep(0.05)
-        self.say(f"{name:<6} {kind:<7} {subject!r}: not replicated within 30 s (see the log)")
+        self.say(f"{name:<6} {where:<10} {kind:<7} {subject!r}: not replicated within 30 s (see the log)")
 
 
 def run(host_factory: Any, port: int, stop: threading.Event, interval: float = 3.0,
@@ -179,9 +199,11 @@ def run(host_factory: Any, port: int, stop: threading.Event, interval: float = 3
             say(f"{name}: backfilled {counts['microsoft_calendar_v1']} calendars, "
                 f"{counts['microsoft_calendar_event_v1']} event rows")
         say(f"backfill done in {time.monotonic() - started:.1f}s; subscriptions: "
-            f"{len(sim.list_subscriptions())} (Graph validated {base_url}/api/graph/notifications)")
-        say("Now changing events in the simulator; each line is a change seen as a row:")
+            f"{len(sim.list_subscriptions())}, one per calendar (Graph validated {base_url}/api/graph/notifications)")
+        say("Now changing events in every calendar (RENEWAL_RESYNC=false: only notifications bring them); "
+            "each line is a change seen as a row:")
         changer = Changer(sim, users, say)
+        changer.tour()
         while not stop.wait(interval):
             try:
                 changer.one()

@@ -11,13 +11,15 @@ import threading
 
 from .demo import seed
 from .simulator import GraphSimulator
+from .subscriptions import DEFAULT_LIFETIME_LIMIT_MINUTES
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="graphsim", description=__doc__)
     p.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0 = any free port)")
     p.add_argument("--demo", action="store_true", help="seed a demo tenant with users, calendars and an app")
-    p.add_argument("--lifetime-limit-minutes", type=int, default=4230)
+    p.add_argument("--lifetime-limit-minutes", type=int, default=DEFAULT_LIFETIME_LIMIT_MINUTES,
+                   help="Outlook subscription lifetime limit of the simulated tenant (Graph: 10080)")
     p.add_argument("--delta-other-calendars", action="store_true")
     p.add_argument("--https-notifications-only", action="store_true")
     args = p.parse_args(argv)

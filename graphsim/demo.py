@@ -11,13 +11,14 @@ DEMO_REDIRECT = "http://127.0.0.1:7071/api/oauth/callback"
 
 
 def seed(sim: GraphSimulator) -> dict[str, Any]:
-    """Two users, four calendars (a default and one more each), single and recurring events, one app registration."""
+    """Two users; Adele with three calendars, Alex with two; single and recurring events; one app."""
     tenant = sim.create_tenant(domain="contoso.onmicrosoft.com")
     client_id, secret = sim.register_app(tenant, redirect_uris=[DEMO_REDIRECT])
     adele = sim.create_user(tenant, "Adele Vance", "adele@contoso.onmicrosoft.com")
     alex = sim.create_user(tenant, "Alex Wilber", "alex@contoso.onmicrosoft.com")
     sim.set_consent_user(tenant, adele)
     team = sim.create_calendar(adele, "Team")
+    adele_travel = sim.create_calendar(adele, "Travel")
     sim.create_calendar(alex, "Travel")
     today = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
@@ -39,6 +40,7 @@ def seed(sim: GraphSimulator) -> dict[str, Any]:
                             "timeZone": "UTC"},
                      end={"dateTime": (today + dt.timedelta(days=6)).strftime("%Y-%m-%dT00:00:00"),
                           "timeZone": "UTC"})
+    sim.create_event(adele, calendar_id=adele_travel["id"], subject="Flight to Oslo", **slot(9, 7, 150))
     sim.create_event(alex, subject="Customer call", **slot(1, 16, 30))
     return {"tenant_id": tenant, "client_id": client_id, "client_secret": secret,
             "redirect_uri": DEMO_REDIRECT,

@@ -734,7 +734,7 @@ class Graph:
             body = {"@odata.context": f"{self.sim.graph_url}/$metadata#subscriptions/$entity", **sub.render()}
             return Response.json(201, body)
         if not rest and req.method == "GET":
-            items = subs.list_for(token.client_id)
+            items = subs.list_for(token.client_id, token.user_id if token.kind == "delegated" else None)
             return page(ctx, items, lambda s: s.render(with_state=False), default=100,
                         context=f"{self.sim.graph_url}/$metadata#subscriptions")
         if len(rest) == 1 and req.method == "GET":

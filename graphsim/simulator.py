@@ -15,7 +15,7 @@ from .faults import Faults
 from .graph import Graph
 from .identity import Identity, OAuthError
 from .store import Store
-from .subscriptions import Subscriptions
+from .subscriptions import DEFAULT_LIFETIME_LIMIT_MINUTES, Subscriptions
 from .throttle import Throttle
 from .util import GraphError, dumps, new_guid
 from .wire import Request, Response
@@ -27,7 +27,8 @@ _ID_SEG = re.compile(r"^[0-9a-fA-F-]{36}$|^[A-Za-z0-9_=+-]{20,}$|@")
 class GraphSimulator:
     """Microsoft Graph v1.0 + identity platform stand-in served over real HTTPS on 127.0.0.1."""
 
-    def __init__(self, *, lifetime_limit_minutes: int = 4230, allow_http_notification_urls: bool = False,
+    def __init__(self, *, lifetime_limit_minutes: int = DEFAULT_LIFETIME_LIMIT_MINUTES,
+                 allow_http_notification_urls: bool = False,
                  delta_other_calendars: bool = False, validation_timeout: float = 10.0,
                  notification_timeout: float = 3.0, retry_delays: tuple[float, ...] = (1.0, 2.0, 4.0),
                  mailbox_concurrency: int = 4, mailbox_rate_limit: int = 10000,

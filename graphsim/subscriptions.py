@@ -17,6 +17,9 @@ from .util import GraphError, iso_offset, iso_z, new_guid, now, parse_iso
 
 MAX_PER_MAILBOX = 1000
 NOTIFICATION_ETAG_PREFIX = "CQAAABYAAAA"
+# Outlook event/message/contact subscriptions without resource data live up to 10,080 minutes
+# (7 days); a tenant with another limit is simulated with `lifetime_limit_minutes`.
+DEFAULT_LIFETIME_LIMIT_MINUTES = 10080
 _RES = re.compile(
     r"^(?:me|users/(?P<user>[^/]+))/(?P<rest>.+)$", re.IGNORECASE)
 
@@ -54,7 +57,7 @@ class Subscription:
 
 
 class Subscriptions:
-    def __init__(self, store: Store, delivery: Delivery, lifetime_limit_minutes: int = 4230,
+    def __init__(self, store: Store, delivery: Delivery, lifetime_limit_minutes: int = DEFAULT_LIFETIME_LIMIT_MINUTES,
                  allow_http: bool = False, validation_timeout: float = 10.0) -> None:
         self.store = store
         self.delivery = delivery
@@ -89,7 +92,8 @@ class Subscriptions:
         if low == ["events"] or low == ["calendar", "events"]:
             return mb, "event", mb.default_calendar().id
         if len(low) == 3 and low[0] == "calendars" and low[2] == "events":
-            return mb, "event", self.store.calendar(mb, segs[1]).id
+            # One calendar's events: notifications for that calendar only (its id is one encoded segment).
+            return mb, "event", self.store.calendar(mb, urllib.parse.unquote(segs[1])).id
         if low == ["messages"]:
             return mb, "message", None
         if len(low) == 3 and low[0] == "mailfolders" and low[2] == "messages":
@@ -197,11 +201,14 @@ class Subscriptions:
                              "doesn't exist or has expired.")
         return sub
 
-    def list_for(self, app_id: str) -> list[Subscription]:
+    def list_for(self, app_id: str, caller_user: str | None = None) -> list[Subscription]:
+        """The app's subscriptions; with a delegated token (`caller_user`) only those that user created,
+        as Graph lists them."""
         with self.lock:
             for s in [s for s in self.subs.values() if s.expiration <= now()]:
                 self._drop(s)
-            return [s for s in self.subs.values() if s.app_id == app_id]
+            return [s for s in self.subs.values()
+                    if s.app_id == app_id and (caller_user is None or s.creator_id == caller_user)]
 
     def renew(self, sub_id: str, app_id: str, body: dict[str, Any]) -> Subscription:
         body = schema.validate(body, "subscription")

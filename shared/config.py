@@ -178,17 +178,26 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SYNC_WINDOW_DAYS_AHEAD", "sync_window_days_ahead",
             "Calendar-view window end, in days after today.", "365", 365, _parse_int),
     Setting("DELTA_OTHER_CALENDARS", "delta_other_calendars",
-            "Use calendarView/delta for non-default calendars (beta behaviour); otherwise they "
-            "are listed in full and reconciled.",
-            "false", False, _parse_bool),
+            "calendars/{id}/calendarView/delta for non-default calendars: auto (use it; an account "
+            "whose Graph answers that the segment is unsupported falls back to full listings with "
+            "reconciliation, remembered and shown in status), true (always) or false (always list).",
+            "auto", "auto", _parse_choice("auto", "true", "false")),
+    Setting("CALENDAR_LIST_MAX_AGE_MINUTES", "calendar_list_max_age_minutes",
+            "A calendar's notification also re-reads the calendar list when it is older than this "
+            "(new calendars get their subscription, deleted ones lose theirs).",
+            "30", 30, _parse_int),
+    Setting("MAX_CALENDAR_SUBSCRIPTIONS", "max_calendar_subscriptions",
+            "Per mailbox, at most this many calendars get a subscription of their own (Graph allows "
+            "1000 per mailbox across all apps); the others are caught by the renewal safety-net sync.",
+            "100", 100, _parse_int),
     Setting("GRAPH_PAGE_SIZE", "graph_page_size",
             "Prefer: odata.maxpagesize for delta and list pages.", "100", 100, _parse_int),
     Setting("IMMUTABLE_IDS", "immutable_ids",
             "Ask Graph for immutable ids so moved events keep their id.", "true", True, _parse_bool),
     Setting("SUBSCRIPTION_LIFETIME_MINUTES", "subscription_lifetime_minutes",
-            "Requested subscription lifetime; lowered automatically if Graph reports a smaller "
-            "limit.",
-            "4230", 4230, _parse_int),
+            "Requested subscription lifetime (Outlook allows 10,080 minutes); lowered automatically "
+            "if Graph reports a smaller limit.",
+            "10070", 10070, _parse_int),
     Setting("RENEWAL_SCHEDULE", "renewal_schedule",
             "NCRONTAB (with seconds) of the subscription renewal timer.",
             "0 */30 * * * *", "0 */30 * * * *"),

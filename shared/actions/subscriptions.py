@@ -4,7 +4,10 @@ Defaults point at this app: notifications to APP_BASE_URL/api/graph/notification
 lifecycle events to APP_BASE_URL/api/graph/lifecycle, so subscriptions made
 here are validated and published by the same receiver as the replication ones.
 "This instance's" subscriptions are those whose notificationUrl starts with
-APP_BASE_URL.
+APP_BASE_URL. Among them, the replication's own per-calendar subscriptions (their
+signed routing id is a `sync` one) are never listed, nor deleted, unless the caller
+passes `include_sync=true`: deleting one stops near-real-time replication of that
+calendar until the next renewal run recreates it.
 """
 
 from __future__ import annotations
@@ -23,8 +26,8 @@ NOTIFICATIONS_PATH = "/api/graph/notifications"
 LIFECYCLE_PATH = "/api/graph/lifecycle"
 CHANGE_TYPES = ("created", "updated", "deleted")
 
-EXPIRATION_HELP = ("Expiration date/time (UTC if no offset). Default: now + SUBSCRIPTION_LIFETIME_MINUTES, "
-                   "lowered automatically if Graph reports a smaller limit.")
+EXPIRATION_HELP = ("Expiration date/time (UTC if no offset). Default: now + SUBSCRIPTION_LIFETIME_MINUTES "
+                   "(10070; Outlook allows 10080; lowered automatically if Graph reports a smaller limit).")
 
 
 def expiration_input() -> Input:
@@ -89,6 +92,20 @@ def _target(ctx: ActionContext, v: dict[str, Any], resource: str) -> tuple[str, 
     lifecycle_url = v.get("lifecycle_notification_url") or issued.lifecycle_notification_url
     state = issued.client_state if notification_url == issued.notification_url else secrets.token_urlsafe(32)
     return notification_url, lifecycle_url, state
+
+
+def include_sync_input() -> Input:
+    return Input("include_sync", "boolean", "Include Sync Subscriptions", False,
+                 help="Also act on this app's own replication subscriptions (one per replicated calendar). "
+                      "Deleting them pauses near-real-time replication until the next renewal run.")
+
+
+def is_sync_subscription(sub: dict[str, Any]) -> bool:
+    """A replication subscription of this app: its notification URL carries a `sync` routing id."""
+    from shared.notifications.client_state import SYNC, routing_of_url
+
+    routing = routing_of_url(sub.get("notificationUrl"))
+    return routing is not None and routing.kind == SYNC
 
 
 def _base(ctx: ActionContext) -> str:
@@ -167,29 +184,38 @@ def update_expiration(ctx: ActionContext, v: dict[str, Any]) -> Any:
                                  v.get("expiration"))
 
 
-@action("List Subscriptions", "List the subscriptions of this app.",
+@action("List Subscriptions", "List the subscriptions of this app (not its replication subscriptions "
+        "unless include_sync).",
         Input("show_instance_webhooks", "boolean", "Show Instance Webhooks", True,
               help="Only subscriptions whose notification URL is this app's (starts with APP_BASE_URL)."),
-        area="subscriptions", needs_user=False)
+        include_sync_input(), area="subscriptions", needs_user=False)
 def list_subscriptions(ctx: ActionContext, v: dict[str, Any]) -> Any:
     subs = list(ctx.client.iter_values("/subscriptions"))
     if v["show_instance_webhooks"]:
         subs = [s for s in subs if is_instance_url(ctx, s.get("notificationUrl"))]
+    if not v["include_sync"]:
+        subs = [s for s in subs if not is_sync_subscription(s)]
     return {"value": subs}
 
 
-@action("Delete Subscription", "Delete an existing subscription.", subscription_id_input(),
-        area="subscriptions", needs_user=False)
+@action("Delete Subscription", "Delete an existing subscription (a replication subscription only with "
+        "include_sync).", subscription_id_input(), include_sync_input(), area="subscriptions", needs_user=False)
 def delete_subscription(ctx: ActionContext, v: dict[str, Any]) -> Any:
-    ctx.client.delete(f"/subscriptions/{seg(v['subscription_id'])}")
+    path = f"/subscriptions/{seg(v['subscription_id'])}"
+    if not v["include_sync"] and is_sync_subscription(ctx.client.get(path)):
+        raise InputError("subscription_id", "is one of this app's replication subscriptions; it is kept "
+                                            "unless include_sync=true is given")
+    ctx.client.delete(path)
     return done(deleted=v["subscription_id"])
 
 
 @action("Delete All Instance Subscriptions", "Delete all subscriptions pointed at this instance "
-        "(notification URL under APP_BASE_URL); one $batch per 20.", area="subscriptions", needs_user=False)
+        "(notification URL under APP_BASE_URL) except the replication's own unless include_sync; one $batch "
+        "per 20.", include_sync_input(), area="subscriptions", needs_user=False)
 def delete_instance_subscriptions(ctx: ActionContext, v: dict[str, Any]) -> Any:
-    ids = [s["id"] for s in ctx.client.iter_values("/subscriptions")
-           if is_instance_url(ctx, s.get("notificationUrl"))]
+    mine = [s for s in ctx.client.iter_values("/subscriptions") if is_instance_url(ctx, s.get("notificationUrl"))]
+    kept = [s["id"] for s in mine if not v["include_sync"] and is_sync_subscription(s)]
+    ids = [s["id"] for s in mine if s["id"] not in kept]
     answers = ctx.client.batch([{"method": "DELETE", "url": f"/subscriptions/{seg(i)}"} for i in ids])
     deleted, failed = [], []
     for sub_id, answer in zip(ids, answers, strict=True):
@@ -200,4 +226,4 @@ def delete_instance_subscriptions(ctx: ActionContext, v: dict[str, Any]) -> Any:
             error = (answer.get("body") or {}).get("error") or {}
             failed.append({"id": sub_id, "status": status, "code": error.get("code"),
                            "message": error.get("message")})
-    return {"ok": not failed, "deleted": deleted, "failed": failed}
+    return {"ok": not failed, "deleted": deleted, "failed": failed, "kept_sync": kept}

@@ -8,7 +8,9 @@ receiver recomputes it from the URL alone and compares in constant time: no
 lookup, so the 3-second acknowledgement never waits on a database.
 
 A `sid` names what a notification is for:
-- `sync:<user_id>`: the events subscription of a replicated account -> a sync;
+- `sync:<user_id>\n<calendar_id>`: the subscription of one replicated calendar -> a
+  delta round of that calendar (Graph notifies `calendars/{id}/events` for it only);
+- `sync:<user_id>`: an account-wide subscription made before per-calendar ones -> a sync;
 - `out:<label>`: a subscription created through the actions (mail folders,
   extra event subscriptions) -> published to the outbound queue only.
 
@@ -52,6 +54,7 @@ class SubscriptionTarget:
 class Routing:
     kind: str  # SYNC or OUTBOUND
     value: str  # the user id, or the outbound label
+    calendar_id: str | None = None  # SYNC: the calendar whose subscription this is
 
 
 def _b64(data: bytes) -> str:
@@ -117,10 +120,11 @@ def _mac(key: bytes, kid: str, sid: str) -> str:
     return _b64(hmac.new(key, f"{kid}.{sid}".encode(), hashlib.sha256).digest())
 
 
-def encode_sid(kind: str, value: str) -> str:
-    if kind not in (SYNC, OUTBOUND) or not value:
-        raise ValueError("sid kind must be sync or out, with a value")
-    return _b64(f"{kind}:{value}".encode())
+def encode_sid(kind: str, value: str, calendar_id: str | None = None) -> str:
+    if kind not in (SYNC, OUTBOUND) or not value or (kind == SYNC and "\n" in value) \
+            or (calendar_id and kind != SYNC):
+        raise ValueError("sid kind must be sync or out, with a value (a calendar only for sync)")
+    return _b64(f"{kind}:{value}".encode() + (f"\n{calendar_id}".encode() if calendar_id else b""))
 
 
 def decode_sid(sid: str) -> Routing:
@@ -130,16 +134,37 @@ def decode_sid(sid: str) -> Routing:
         raise InvalidRouting("sid is not valid base64url text") from None
     if kind not in (SYNC, OUTBOUND) or not value:
         raise InvalidRouting("sid names no known target")
+    if kind == SYNC and "\n" in value:
+        user, _, calendar = value.partition("\n")
+        if not user or not calendar:
+            raise InvalidRouting("sid names no known target")
+        return Routing(kind, user, calendar)
     return Routing(kind, value)
 
 
-def issue(kind: str, value: str, settings=None) -> SubscriptionTarget:
+def routing_of_url(url: object) -> Routing | None:
+    """What a notification URL of this app routes to (its `sid`), or None for another URL.
+
+    Reads a subscription listed by Graph: the actions use it to tell this app's sync
+    subscriptions from the ones users created."""
+    from urllib.parse import parse_qs, urlsplit
+
+    if not isinstance(url, str):
+        return None
+    sid = parse_qs(urlsplit(url).query).get("sid", [None])[0]
+    try:
+        return decode_sid(sid) if sid else None
+    except InvalidRouting:
+        return None
+
+
+def issue(kind: str, value: str, settings=None, *, calendar_id: str | None = None) -> SubscriptionTarget:
     """URLs and clientState for a new (or renewed-by-recreation) subscription."""
     from shared.config import get_settings
 
     settings = settings or get_settings()
     kid, key = current_key()
-    sid = encode_sid(kind, value)
+    sid = encode_sid(kind, value, calendar_id)
     query = urlencode({"sid": sid, "kid": kid})
     base = settings.app_base_url
     return SubscriptionTarget(

@@ -2,8 +2,8 @@
 
 The whole path is: validation handshake, or parse -> verify each item's
 clientState against the sid/kid of the request URL (HMAC, no database) ->
-one SyncRequest per user on the sync queue (OUTBOUND routes: the item itself
-on the `outlook-notifications` queue and the webhooks) -> 202. Nothing here waits on Graph or the database,
+one SyncRequest per user and calendar on the sync queue (OUTBOUND routes: the item
+itself on the `outlook-notifications` queue and the webhooks) -> 202. Nothing here waits on Graph or the database,
 and nothing heavy is imported: Graph allows 10 s for the handshake and 3 s for
 an acknowledgement, cold start included.
 
@@ -108,7 +108,7 @@ def parse_batch(body: bytes, content_type: str | None) -> list[Any] | Reply:
 class Routed:
     """Queue messages built from one batch."""
 
-    sync: dict[tuple[str, str | None, str | None], Any] = field(default_factory=dict)
+    sync: dict[tuple[str, str | None, str | None, str | None], Any] = field(default_factory=dict)
     outbound: list[str] = field(default_factory=list)
     rejected: int = 0
     malformed: int = 0
@@ -116,7 +116,7 @@ class Routed:
 
 
 def route(items: list[Any], sid: str | None, kid: str | None, received_at: float) -> Routed:
-    """Verify every item and group the valid ones: one sync request per user (per lifecycle event)."""
+    """Verify every item and group the valid ones: one sync request per user and calendar (per lifecycle event)."""
     from shared.notifications import client_state
     from shared.queues.messages import SyncRequest
 
@@ -139,14 +139,16 @@ def route(items: list[Any], sid: str | None, kid: str | None, received_at: float
         if routing.kind == client_state.OUTBOUND:
             out.outbound.append(_outbound_message(routing.value, item, received_at))
             continue
+        calendar = routing.calendar_id  # a calendar's subscription: that calendar's delta round only
         if event:
-            key = (routing.value, event, subscription_id)
+            key = (routing.value, calendar, event, subscription_id)
             out.sync[key] = SyncRequest(routing.value, "resync", lifecycle_event=event,
-                                        subscription_id=subscription_id, received_at=received_at)
+                                        subscription_id=subscription_id, received_at=received_at,
+                                        calendar_id=calendar)
         else:
-            key = (routing.value, None, None)
+            key = (routing.value, calendar, None, None)
             out.sync.setdefault(key, SyncRequest(routing.value, "notification", subscription_id=subscription_id,
-                                                 received_at=received_at))
+                                                 received_at=received_at, calendar_id=calendar))
     return out
 
 

@@ -142,7 +142,8 @@ def check_queue(settings) -> Iterator[Check]:
 
 
 def check_users(settings, now: dt.datetime | None = None) -> Iterator[Check]:
-    """A token for every linked user (MSAL refresh) and a live subscription for each."""
+    """A token for every linked user (MSAL refresh) and a live subscription for each of their calendars,
+    confirmed by Graph (a stored row can outlive a subscription deleted from outside)."""
     from shared.auth.errors import AuthError, ReauthRequired
     from shared.auth.tokens import get_token_service
     from shared.local_settings import demo_instance
@@ -160,6 +161,9 @@ def check_users(settings, now: dt.datetime | None = None) -> Iterator[Check]:
         return
     service = get_token_service()
     now = now or dt.datetime.now(dt.UTC)
+    from shared.subscriptions.check import live_subscription_ids
+
+    alive = live_subscription_ids(accounts, settings)
     for account in accounts:
         user_id = account.microsoft_user_id
         if account.status == "unlinked":
@@ -181,6 +185,10 @@ def check_users(settings, now: dt.datetime | None = None) -> Iterator[Check]:
             yield Check(who, False, f"no token: {exc}",
                         "check the identity platform settings (CLIENT_ID, TENANT, client secret)")
             continue
+        rows = repo.list_calendar_subscriptions(user_id)
+        if rows:
+            yield _calendar_check(who, account, rows, repo.list_calendars(user_id), alive.get(user_id), now)
+            continue
         sub_id = user.events_subscription_id if user else None
         expiration = user.events_subscription_expiration if user else None
         if not sub_id:
@@ -194,6 +202,27 @@ def check_users(settings, now: dt.datetime | None = None) -> Iterator[Check]:
                         "remove unused subscriptions on the mailbox, then python -m shared renew")
         else:
             yield Check(who, True, f"token ok; subscription live until {expiration:%Y-%m-%d %H:%M}Z")
+
+
+def _calendar_check(who: str, account, rows, calendars, alive, now: dt.datetime) -> Check:
+    from shared.ops.status import calendar_states
+
+    entries = calendar_states(rows, calendars, alive, now)
+    bad = [e for e in entries if e["state"] in ("missing", "expired")]
+    capped = [e["name"] for e in entries if e["state"] == "capped"]
+    if bad:
+        detail = "; ".join(f"calendar {e['name']}: subscription {e['state']}" for e in bad)
+        return Check(who, False, f"token ok; {detail}",
+                     "python -m shared renew  (recreates missing subscriptions and resyncs those calendars)")
+    if account.quota_error:
+        return Check(who, False, f"subscription quota: {account.quota_error}",
+                     "remove unused subscriptions on the mailbox, then python -m shared renew")
+    live = [e for e in entries if e["state"] == "live"]
+    first = min((e["expires_at"] for e in live), default=None)
+    checked = "" if alive is not None else " (not confirmed with Graph)"
+    over = f"; {len(capped)} over the cap, safety-net sync only: {', '.join(capped)}" if capped else ""
+    return Check(who, True, f"token ok; {len(live)} calendar subscription(s) live{checked}, "
+                                          f"first expiry {first}{over}")
 
 
 def in_azure() -> bool:

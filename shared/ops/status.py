@@ -1,14 +1,16 @@
 """One picture of replication health, for `GET /api/status` and `python -m shared status`.
 
 Per account: who it is (address, name), linked or reauth_required (and why),
-its subscriptions and when each expires (or that it has expired), the last
-successful sync and its age, the last error, rows per table. Then totals and
-the depths of the sync, outbound and poison queues, so a message that failed
-maxDequeueCount times is visible. The records are typed (`UserStatus`,
-`SubscriptionStatus`); the JSON document and the terminal table are two
-renderings of them.
+the subscription of every calendar and when it expires -- or that it expired, is
+missing (checked against Graph: a row can outlive a subscription deleted from
+outside) or that the calendar is over the per-mailbox cap and only the
+safety-net sync covers it -- whether other calendars are read by delta or
+listed, the last successful sync and its age, the last error, rows per table.
+Then totals and the depths of the sync, outbound and poison queues, so a
+message that failed maxDequeueCount times is visible. The records are typed
+(`UserStatus`, `SubscriptionStatus`); the JSON document and the terminal table
+are two renderings of them.
 """
-
 from __future__ import annotations
 
 import datetime as dt
@@ -77,6 +79,10 @@ class UserStatus:
     last_error_at: dt.datetime | None
     rows: dict[str, int]
     problems: tuple[str, ...] = field(default=())
+    overall: SubscriptionStatus | None = None  # the mailbox's summary: the first calendar not live, else live
+    calendars: tuple[dict[str, Any], ...] = ()  # per calendar: subscription, state, error (calendar_states)
+    other_calendars: str = "delta"
+    notes: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
@@ -84,35 +90,101 @@ class UserStatus:
 
     @property
     def events_subscription(self) -> SubscriptionStatus:
-        return self.subscriptions[0]
+        return self.overall or self.subscriptions[0]
 
     def as_dict(self, now: dt.datetime) -> dict[str, Any]:
         return {
             "user_id": self.user_id, "address": self.address, "name": self.name,
             "status": self.status, "status_reason": self.status_reason, "mode": self.mode,
-            "subscription": self.events_subscription.as_dict(now),  # the mailbox's me/events subscription
+            "subscription": self.events_subscription.as_dict(now),  # the mailbox as a whole
             "subscriptions": [s.as_dict(now) for s in self.subscriptions],
             "last_sync_at": _iso(self.last_sync_at), "last_sync_age_seconds": _age(self.last_sync_at, now),
             "last_error": self.last_error, "last_error_at": _iso(self.last_error_at),
-            "rows": dict(self.rows), "problems": list(self.problems),
+            "calendars": list(self.calendars), "other_calendars": self.other_calendars,
+            "rows": dict(self.rows), "problems": list(self.problems), "notes": list(self.notes),
         }
 
 
-def user_status(account: Any, user: Any, rows: dict[str, int], now: dt.datetime) -> UserStatus:
+def calendar_states(subscriptions: list[Any], calendars: list[Any], alive: set[str] | None,
+                    now: dt.datetime) -> list[dict[str, Any]]:
+    """One entry per replicated calendar: its subscription and whether Graph still holds it."""
+    names = {c.microsoft_calendar_id: c for c in calendars}
+    rows = {r.microsoft_calendar_id: r for r in subscriptions}
+    entries = []
+    for cal_id in sorted(set(names) | set(rows), key=lambda c: (not _is_default(names.get(c), rows.get(c)), c)):
+        row, calendar = rows.get(cal_id), names.get(cal_id)
+        sub_id = row.subscription_id if row else None
+        expiration = row.expiration if row else None
+        if row is not None and row.state == "capped":
+            state = "capped"
+        else:
+            state = subscription_state(sub_id, expiration, now)
+            if state == "live" and alive is not None and sub_id not in alive:
+                state = "missing"  # the row says live, Graph does not have it
+        entries.append({"calendar_id": cal_id, "name": (calendar.name if calendar else None) or cal_id[:12],
+                        "is_default": _is_default(calendar, row), "subscription_id": sub_id,
+                        "expires_at": _iso(expiration), "state": state,
+                        "error": row.last_error if row is not None else None})
+    return entries
+
+
+def _is_default(calendar: Any, row: Any) -> bool:
+    return bool((calendar is not None and calendar.is_default_calendar) or (row is not None and row.is_default))
+
+
+def _delta_mode(settings: Any, account: Any) -> str:
+    from shared.sync.events import DELTA_FLAG, delta_other_calendars
+
+    if settings is None or account is None:
+        return "delta"
+    delta, _ = delta_other_calendars(settings, account)
+    if delta:
+        return "delta"
+    flag = (account.extra or {}).get(DELTA_FLAG) or {}
+    return "listing (Graph does not serve it: " + str(flag.get("error")) + ")" if flag else "listing (configured)"
+
+
+def _parse_iso(value: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def user_status(account: Any, user: Any, rows: dict[str, int], now: dt.datetime, *,
+                calendars: list[dict[str, Any]] | None = None, settings: Any = None) -> UserStatus:
     user_id = (account or user).microsoft_user_id
     sub_id = user.events_subscription_id if user else None
     expiration = user.events_subscription_expiration if user else None
-    events = SubscriptionStatus("events", sub_id, expiration, subscription_state(sub_id, expiration, now))
+    state = subscription_state(sub_id, expiration, now)
+    calendars = calendars or []
+    covered = [c for c in calendars if c["state"] != "capped"]
+    if covered:
+        state = next((c["state"] for c in covered if c["state"] != "live"), "live")
+    overall = SubscriptionStatus("events", sub_id, expiration, state)
+    subscriptions = tuple(SubscriptionStatus(c["name"], c["subscription_id"], _parse_iso(c["expires_at"]), c["state"])
+                          for c in calendars) or (overall,)
     extra = (account.extra if account else None) or {}
     status = (account.status if account else None) or "unknown"
     last_error = (account.last_sync_error if account else None) or extra.get("subscription_error") \
         or (account.quota_error if account else None)
-    problems = []
+    problems: list[str] = []
+    notes: list[str] = []
     if status == "reauth_required":
         problems.append(f"must sign in again: {account.status_reason or 'grant rejected'}")
-    if status == "linked" and events.state != "live":
-        problems.append(f"subscription {events.state}"
-                        + (f" since {_iso(expiration)}" if events.state == "expired" else ""))
+    if status == "linked" and not covered and state != "live":
+        problems.append(f"subscription {state}" + (f" since {_iso(expiration)}" if state == "expired" else ""))
+    for entry in calendars if status == "linked" else []:
+        where = f"calendar {entry['name']}"
+        if entry["state"] == "capped":
+            text = f"{where}: over MAX_CALENDAR_SUBSCRIPTIONS, no subscription; only the safety-net sync covers it"
+            resync = getattr(settings, "renewal_resync", True) if settings is not None else True
+            (notes if resync else problems).append(text + ("" if resync else " and RENEWAL_RESYNC is off"))
+        elif entry["state"] == "expired":
+            problems.append(f"{where}: subscription expired since {entry['expires_at']}")
+        elif entry["state"] == "missing":
+            why = f" ({entry['error']})" if entry.get("error") else " (the next renewal run recreates it)"
+            problems.append(f"{where}: subscription missing{why}")
+    delta_mode = _delta_mode(settings, account)
+    if delta_mode.startswith("listing (Graph"):
+        notes.append(f"other calendars are listed in full each sync: {delta_mode}")
     if account is not None and account.quota_error:
         problems.append(f"subscription quota: {account.quota_error}")
     if account is not None and account.last_sync_error:
@@ -123,10 +195,11 @@ def user_status(account: Any, user: Any, rows: dict[str, int], now: dt.datetime)
     return UserStatus(
         user_id=user_id, address=people.address(data), name=people.display_name(data), status=status,
         status_reason=account.status_reason if account else None,
-        mode=(account.mode if account else None) or "delegated", subscriptions=(events,),
+        mode=(account.mode if account else None) or "delegated", subscriptions=subscriptions,
         last_sync_at=account.last_sync_at if account else None, last_error=last_error,
         last_error_at=account.last_error_at if account else None,
         rows={name: rows.get(name, 0) for name in _ROW_TABLES}, problems=tuple(problems),
+        overall=overall, calendars=tuple(calendars), other_calendars=delta_mode, notes=tuple(notes),
     )
 
 
@@ -187,8 +260,10 @@ class StatusReport:
                 "webhooks": self.webhooks}
 
 
-def collect(settings=None, *, now: dt.datetime | None = None, user_id: str | None = None) -> StatusReport:
-    """The status of every account (or of `user_id`) and of the queues."""
+def collect(settings=None, *, now: dt.datetime | None = None, user_id: str | None = None,
+            check_graph: bool = True) -> StatusReport:
+    """The status of every account (or of `user_id`) and of the queues; `check_graph` asks Graph which
+    subscriptions still exist."""
     from shared.config import get_settings
     from shared.storage import open_repository
 
@@ -201,7 +276,18 @@ def collect(settings=None, *, now: dt.datetime | None = None, user_id: str | Non
     if user_id is not None:
         wanted = people.resolve(repo, user_id)
         ids = [i for i in ids if i == wanted]
-    entries = [user_status(accounts.get(i), users.get(i), repo.counts(i), now) for i in ids]
+    alive: dict[str, set[str] | None] = {}
+    if check_graph:
+        from shared.subscriptions.check import live_subscription_ids
+
+        alive = live_subscription_ids([accounts[i] for i in ids if i in accounts], settings)
+    subscriptions: dict[str, list[Any]] = {}
+    for row in repo.list_calendar_subscriptions(ids[0] if user_id is not None and ids else None):
+        subscriptions.setdefault(row.microsoft_user_id, []).append(row)
+    entries = [user_status(accounts.get(i), users.get(i), repo.counts(i), now, settings=settings,
+                           calendars=calendar_states(subscriptions.get(i, []), repo.list_calendars(i),
+                                                     alive.get(i), now) if subscriptions.get(i) else [])
+               for i in ids]
     entries.sort(key=lambda e: e.label.lower())
     return StatusReport(now, tuple(entries), queue_depths(settings), webhook_figures(settings))
 
@@ -216,9 +302,10 @@ def webhook_figures(settings) -> dict[str, Any]:
         return {"error": f"unavailable: {type(exc).__name__}: {exc}"[:300]}
 
 
-def collect_status(settings=None, *, now: dt.datetime | None = None, user_id: str | None = None) -> dict[str, Any]:
+def collect_status(settings=None, *, now: dt.datetime | None = None, user_id: str | None = None,
+                   check_graph: bool = True) -> dict[str, Any]:
     """The status document (JSON-ready)."""
-    return collect(settings, now=now, user_id=user_id).as_dict()
+    return collect(settings, now=now, user_id=user_id, check_graph=check_graph).as_dict()
 
 
 def render_text(report: StatusReport, *, error_width: int = 60) -> str:
@@ -229,7 +316,7 @@ def render_text(report: StatusReport, *, error_width: int = 60) -> str:
     for entry in report.users:
         age = _age(entry.last_sync_at, now)
         rows.append((
-            entry.label, entry.status, ", ".join(s.short(now) for s in entry.subscriptions),
+            entry.label, entry.status, _subscriptions_cell(entry.subscriptions, now),
             f"{_duration(age)} ago" if age is not None else "never",
             str(entry.rows["microsoft_calendar_v1"]), str(entry.rows["microsoft_calendar_event_v1"]),
             table.clip(entry.last_error, error_width),
@@ -243,6 +330,10 @@ def render_text(report: StatusReport, *, error_width: int = 60) -> str:
     if problems:
         lines += ["", "problems:"]
         lines += [f"  {who}: {problem}" for who, problem in problems]
+    notes = [(e.label, n) for e in report.users for n in e.notes]
+    if notes:
+        lines += ["", "notes:"]
+        lines += [f"  {who}: {note}" for who, note in notes]
     totals = report.totals()
     by_status = ", ".join(f"{n} {s}" for s, n in sorted(totals["by_status"].items())) or "none"
     subs = ", ".join(f"{n} {s}" for s, n in sorted(totals["subscriptions"].items())) or "none"
@@ -261,6 +352,19 @@ def render_text(report: StatusReport, *, error_width: int = 60) -> str:
         lines.append("poison messages are kept: inspect with `python -m shared replay-poison --dry-run`, "
                      "replay with `python -m shared replay-poison` once the cause is fixed")
     return "\n".join(lines)
+
+
+def _subscriptions_cell(subscriptions: tuple[SubscriptionStatus, ...], now: dt.datetime) -> str:
+    """One subscription in full; several (one per calendar) as a count, the first expiry and the odd ones."""
+    if len(subscriptions) <= 1:
+        return ", ".join(s.short(now) for s in subscriptions)
+    live = [s for s in subscriptions if s.state == "live"]
+    text = f"{len(live)}/{len(subscriptions)} calendars live"
+    first = min(live, key=lambda s: s.expires_at or now, default=None)
+    if first is not None and first.expires_at is not None:
+        text += f", first expiry {first.expires_at.astimezone(dt.UTC):%m-%d %H:%MZ}"
+    odd = [f"{s.resource} {s.state}" for s in subscriptions if s.state != "live"]
+    return text + ("; " + ", ".join(odd) if odd else "")
 
 
 def _duration(seconds: int | None) -> str:

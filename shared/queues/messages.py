@@ -18,6 +18,7 @@ REASONS = frozenset({
     "resync",         # RESYNC request, or lifecycle missed/subscriptionRemoved/reauthorizationRequired
     "renewal",        # the renewal timer found the subscription gone and recreated it
     "window",         # the calendar-view window moved
+    "calendars",      # the renewal run (RENEWAL_RESYNC off) checks the calendar list: new and gone calendars
     "manual",         # an operator asked (CLI)
 })
 
@@ -27,16 +28,19 @@ class SyncRequest:
     user_id: str
     reason: str
     full: bool = False            # drop delta links and reconcile everything
-    subscribe: bool = False       # (re)create the events subscription after the sync
+    subscribe: bool = False       # ensure every calendar's subscription after the sync
     lifecycle_event: str | None = None
     subscription_id: str | None = None
     received_at: float = field(default_factory=time.time)
+    calendar_id: str | None = None  # a calendar's notification: one delta round of that calendar only
 
     def __post_init__(self) -> None:
         if not self.user_id:
             raise ValueError("a sync request needs a user_id")
         if self.reason not in REASONS:
             raise ValueError(f"unknown sync reason {self.reason!r}")
+        if self.calendar_id is not None and (not isinstance(self.calendar_id, str) or not self.calendar_id):
+            raise ValueError("calendar_id must be a non-empty string")
 
     def to_json(self) -> str:
         return json.dumps({k: v for k, v in asdict(self).items() if v not in (None, False)}, separators=(",", ":"))

@@ -34,6 +34,7 @@ import orjson
 from shared.storage import schema
 from shared.storage.schema import (
     ACCOUNTS,
+    CALENDAR_SUBSCRIPTIONS,
     CALENDARS,
     CURSORS,
     EVENTS,
@@ -47,6 +48,7 @@ from shared.storage.types import (
     KEEP,
     AccountState,
     CalendarRow,
+    CalendarSubscription,
     ChangedRow,
     EventRow,
     OutboxEntry,
@@ -430,7 +432,7 @@ class Repository(ABC):
         (what consumers order a row's changes by) never goes backwards.
         """
         def unit(tx: Any) -> None:
-            for spec in (OUTBOX, SEEN, CURSORS, EVENTS, CALENDARS, ACCOUNTS, USERS):
+            for spec in (OUTBOX, SEEN, CURSORS, EVENTS, CALENDARS, CALENDAR_SUBSCRIPTIONS, ACCOUNTS, USERS):
                 self._delete(tx, spec, user_id, {"microsoft_user_id": user_id})
 
         self._atomic(user_id, unit)
@@ -492,6 +494,40 @@ class Repository(ABC):
 
     def list_calendars(self, user_id: str) -> list[CalendarRow]:
         return [CalendarRow(**r) for r in self._select(CALENDARS, user_id, {"microsoft_user_id": user_id})]
+
+    # ------------------------------------------------------------------ calendar subscriptions
+    def get_calendar_subscription(self, user_id: str, calendar_id: str) -> CalendarSubscription | None:
+        row = self._get(CALENDAR_SUBSCRIPTIONS, user_id,
+                        {"microsoft_user_id": user_id, "microsoft_calendar_id": calendar_id})
+        return CalendarSubscription(**row) if row else None
+
+    def list_calendar_subscriptions(self, user_id: str | None = None) -> list[CalendarSubscription]:
+        """One user's calendar subscription rows, or every user's (renewal, status)."""
+        filters = {"microsoft_user_id": user_id} if user_id is not None else {}
+        return [CalendarSubscription(**r) for r in self._select(CALENDAR_SUBSCRIPTIONS, user_id, filters)]
+
+    def update_calendar_subscription(self, user_id: str, calendar_id: str, **changes: Any) -> CalendarSubscription:
+        """Change some fields of a calendar's subscription row (created when missing)."""
+        allowed = set(CALENDAR_SUBSCRIPTIONS.names()) - {"microsoft_user_id", "microsoft_calendar_id", "updated_at"}
+        unknown = set(changes) - allowed
+        if unknown:
+            raise TypeError(f"update_calendar_subscription: unknown fields {sorted(unknown)}")
+        key = {"microsoft_user_id": user_id, "microsoft_calendar_id": calendar_id}
+
+        def unit(tx: Any) -> CalendarSubscription:
+            row = self._get(CALENDAR_SUBSCRIPTIONS, user_id, key, tx) or dict(key)
+            row.update({k: _utc(v) if isinstance(v, datetime) else v for k, v in changes.items()})
+            row["updated_at"] = utcnow()
+            self._put(tx, CALENDAR_SUBSCRIPTIONS, user_id, [row])
+            return CalendarSubscription(**row)
+
+        return self._atomic(user_id, unit)
+
+    def delete_calendar_subscriptions(self, user_id: str, calendar_ids: Iterable[str]) -> None:
+        ids = sorted(set(calendar_ids))
+        if ids:
+            scope = {"microsoft_user_id": user_id, "microsoft_calendar_id": ids}
+            self._atomic(user_id, lambda tx: self._delete(tx, CALENDAR_SUBSCRIPTIONS, user_id, scope))
 
     # ------------------------------------------------------------------ events
     def upsert_events(self, user_id: str, calendar_id: str, events: list[dict[str, Any]]) -> list[ChangedRow]:

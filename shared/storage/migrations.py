@@ -31,6 +31,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "leases: one sync per user across instances", _tables(schema.LEASES)),
     Migration(3, "outbox for outbound change events; sign-ins in flight",
               _tables(schema.OUTBOX, schema.OUTBOX_SEQ, schema.OAUTH_FLOWS)),
+    Migration(4, "one change-notification subscription per calendar", _tables(schema.CALENDAR_SUBSCRIPTIONS)),
 )
 
 # Compare-and-set shared by the SQL backends: take the lease when it is free,

@@ -9,7 +9,8 @@ Roles: `key` (remote id), `meta` (row_created_at/row_updated_at, set by the
 repository), `derived` (read from `data`), `context` (given by the caller:
 owner user, parent calendar), `managed` (set by dedicated methods: refresh
 token, subscription), `data` (the raw JSON). Operational tables (accounts,
-cursors, round markers, leases, the outbox, sign-ins in flight, schema_version)
+cursors, round markers, leases, the outbox, sign-ins in flight, calendar subscriptions,
+schema_version)
 use `state` columns.
 """
 
@@ -205,9 +206,21 @@ OAUTH_FLOWS = state(
     _s("flow"), Column("expires_at_ms", INT, STATE, indexed=True),
 )
 
+# One row per replicated calendar: its change-notification subscription (Graph notifies
+# `calendars/{id}/events` for that calendar only) and when it was last synced on its own, which
+# coalesces the calendar's notifications. `state`: live | missing | capped (over the per-mailbox
+# cap: the safety-net sync covers it) | failed. The user row's events_subscription_* mirror the
+# default calendar's row.
+CALENDAR_SUBSCRIPTIONS = state(
+    "microsoft_calendar_subscription_v1", "calsubs", ("microsoft_user_id", "microsoft_calendar_id"),
+    Column("subscription_id", TEXT, STATE, indexed=True), _s("expiration", TIMESTAMP), _s("resource"),
+    _s("state"), _s("is_default", BOOL), _s("client_state_id"), _s("last_error"),
+    _s("sync_started_at", TIMESTAMP), _s("synced_at", TIMESTAMP), _s("updated_at", TIMESTAMP),
+)
+
 REPLICATED: tuple[TableSpec, ...] = (USERS, CALENDARS, EVENTS)
 ALL: tuple[TableSpec, ...] = (USERS, CALENDARS, EVENTS, ACCOUNTS, CURSORS, SEEN, LEASES, OUTBOX, OUTBOX_SEQ,
-                              OAUTH_FLOWS)
+                              OAUTH_FLOWS, CALENDAR_SUBSCRIPTIONS)
 BY_NAME = {spec.name: spec for spec in ALL}
 
 

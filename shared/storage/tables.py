@@ -61,11 +61,13 @@ from shared.storage.schema import TableSpec
 MAX_BATCH = 100
 POINT_READS = 20  # up to this many keys are read one by one; more scan the partition
 MAX_BATCH_BYTES = 3_000_000  # a transaction's body may not exceed 4 MiB; leave room for the envelope
-SCHEMA_VERSION = 3  # the SQL migrations' number; 2 added leases, 3 the outbox and sign-ins (meta/events here)
+SCHEMA_VERSION = 4  # the SQL migrations' number; 2 added leases, 3 the outbox and sign-ins (meta/events here),
+# 4 the calendar subscriptions (accounts table, "s:" rows)
 FLOW_PARTITION = "oauthflow"
 _PLACEMENT = {  # spec name -> (physical table suffix, RowKey prefix)
     schema.USERS.name: ("users", "u:"),
     schema.ACCOUNTS.name: ("accounts", "u:"),
+    schema.CALENDAR_SUBSCRIPTIONS.name: ("accounts", "s:"),
     schema.CALENDARS.name: ("calendars", "k:"),
     schema.EVENTS.name: ("events", "e:"),
     schema.CURSORS.name: ("events", "c:"),

@@ -37,10 +37,13 @@ CalendarRow = row_type(schema.CALENDARS, "CalendarRow", "A row of microsoft_cale
 EventRow = row_type(schema.EVENTS, "EventRow", "A row of microsoft_calendar_event_v1 (`updated` is lastModified).")
 AccountState = row_type(schema.ACCOUNTS, "AccountState", "Operational state of one linked account.")
 SyncCursor = row_type(schema.CURSORS, "SyncCursor", "Delta/next link of one (user, calendar) and its window.")
+CalendarSubscription = row_type(schema.CALENDAR_SUBSCRIPTIONS, "CalendarSubscription",
+                                "The change-notification subscription of one (user, calendar).")
 
 ROW_TYPES: dict[str, type] = {
     schema.USERS.name: UserRow, schema.CALENDARS.name: CalendarRow, schema.EVENTS.name: EventRow,
     schema.ACCOUNTS.name: AccountState, schema.CURSORS.name: SyncCursor,
+    schema.CALENDAR_SUBSCRIPTIONS.name: CalendarSubscription,
 }
 
 

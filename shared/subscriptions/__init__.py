@@ -1,7 +1,7 @@
-"""Keeping replication alive: the events subscription of every account, created,
-renewed, recreated when Graph drops it, and acted on when lifecycle events arrive.
+"""Keeping replication alive: one subscription per replicated calendar of every account,
+created, renewed, recreated when Graph drops it, and acted on when lifecycle events arrive.
 
-    from shared.subscriptions import ensure_subscription, delete_subscription, renew_due
+    from shared.subscriptions import ensure_subscriptions, delete_subscription, renew_due
     from shared.subscriptions.lifecycle import handle_lifecycle
 
 Graph and storage are imported inside the functions, so importing this package is cheap.
@@ -14,6 +14,7 @@ from shared.subscriptions.create import (
     create_subscription,
     delete_subscription,
     ensure_subscription,
+    ensure_subscriptions,
 )
 from shared.subscriptions.renew import RenewalReport, renew_due
 
@@ -25,5 +26,6 @@ __all__ = [
     "create_subscription",
     "delete_subscription",
     "ensure_subscription",
+    "ensure_subscriptions",
     "renew_due",
 ]

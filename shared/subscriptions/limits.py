@@ -1,9 +1,10 @@
 """How long subscriptions live and when they are due for renewal.
 
-Graph caps an Outlook subscription's lifetime (4230 minutes documented, other
-values reported) and says so in a 400 `ExtensionError`; the number is parsed
-from the message and remembered per account, so the limit is learned, never
-hard-coded.
+Graph caps an Outlook subscription's lifetime (10,080 minutes documented now,
+4,230 in older documentation and some tenants) and says so in a 400
+`ExtensionError`; the number is parsed from the message and remembered per
+account, so the limit is learned, never hard-coded. SUBSCRIPTION_LIFETIME_MINUTES
+defaults to 10,070 (the connector seed's default).
 
 The renewal timer runs on an NCRONTAB schedule (a setting). A subscription is
 due when it expires before the next two runs plus RENEWAL_MARGIN_MINUTES: one

@@ -24,6 +24,8 @@ class SyncContext:
     full: bool = False        # drop delta links and reconcile everything
     progress: Progress = field(default_factory=Progress)
     delta_rounds: int = 0
+    delta_other: bool = False   # calendarView/delta for non-default calendars (events.py)
+    detect_delta: bool = False  # DELTA_OTHER_CALENDARS=auto: fall back to listings when unsupported
     crash_after_pages: int | None = None  # tests: simulate a worker killed after N pages
 
     @property

@@ -5,14 +5,19 @@ Order of work:
    recreate the subscription); the resync it needs is this sync;
 2. coalescing: a request is *covered* when the last successful sync started
    after the request was received (for `full` requests: the last successful
-   full sync) -- ten notifications queued together cost one delta round;
+   full sync; for a calendar's request also the last successful round of that
+   calendar) -- ten notifications queued together cost one delta round;
 3. one sync per user at a time (`lock.py`); once the lock is held, the
    user's outbox left by an earlier run goes to the outbound queue first,
    then the coverage check is repeated;
 4. calendars, then each calendar's events, page by page (the repository
-   records each changed row in the outbox in the same transaction);
-5. the outbox to the outbound queue; account state (`last_sync_*`);
-6. the events subscription is created when asked or missing (keep-alive area).
+   records each changed row in the outbox in the same transaction); a
+   calendar's notification (`calendar_id`) runs that calendar's round only,
+   plus the calendar list when it is stale (events.sync_one_calendar);
+5. the outbox to the outbound queue; account state (`last_sync_*`), or the
+   calendar's row (`sync_started_at`, `synced_at`) after a calendar's round;
+6. every calendar's subscription is ensured (keep-alive area) after a sync that
+   read the calendar list, or when asked; it costs no Graph call when all are live.
 
 Failures: throttling, 5xx, network, database and queue errors propagate (the
 host retries the message, then parks it in the poison queue); a malformed
@@ -22,6 +27,7 @@ dropped -- retrying could never make them succeed.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -39,6 +45,7 @@ class Outcome:
     detail: str = ""
     changes: int = 0
     delta_rounds: int = 0
+    calendars_listed: bool = False
 
 
 def handle_message(body: str | bytes, **kwargs: Any) -> Outcome:
@@ -66,6 +73,22 @@ def covered(account: Any, request: SyncRequest) -> bool:
     return started.timestamp() > request.received_at
 
 
+def calendar_covered(repo: Any, request: SyncRequest) -> bool:
+    """A calendar's request is also covered by a successful round of that calendar started after it."""
+    if request.calendar_id is None or request.full:
+        return False
+    row = repo.get_calendar_subscription(request.user_id, request.calendar_id)
+    started, finished = (row.sync_started_at, row.synced_at) if row else (None, None)
+    if started is None or finished is None or finished < started:
+        return False
+    return started.timestamp() > request.received_at
+
+
+def _listed_at(account: Any) -> float | None:
+    value = ((getattr(account, "extra", None) or {}).get("sync") or {}).get("calendars_listed_at")
+    return float(value) if value else None
+
+
 def mailbox_prefix(account: Any, user_id: str) -> str:
     if getattr(account, "mode", None) == "app_only":
         return f"users/{account.graph_user_id or user_id}"
@@ -91,8 +114,12 @@ def run(request: SyncRequest, *, settings: Any = None, repo: Any = None, graph: 
         status = getattr(account, "status", None) or "unknown"
         log.info("sync %s skipped: account is %s", who, status)
         return Outcome("skipped", f"account {status}")
-    if request.lifecycle_event and not _lifecycle(request, settings):
-        return Outcome("reauth_required", "lifecycle handling found the grant revoked")
+    if request.lifecycle_event:
+        if not _lifecycle(request, settings):
+            return Outcome("reauth_required", "lifecycle handling found the grant revoked")
+        # Changes made before a recreated subscription existed were never notified: only a round that
+        # starts after the lifecycle handling may cover this request, not one that ran meanwhile.
+        request = dataclasses.replace(request, received_at=time.time())
 
     from shared.sync import lock
     from shared.sync.outbound import publish_pending
@@ -103,14 +130,14 @@ def run(request: SyncRequest, *, settings: Any = None, repo: Any = None, graph: 
         if leftover:
             log.info("sync %s: %d changes left by an earlier run published", who, leftover)
         account = repo.get_account(user) or account
-        if covered(account, request):
+        if covered(account, request) or calendar_covered(repo, request):
             log.info("sync %s (%s) covered by the sync started at %s", who, request.reason,
                      account.last_sync_started_at)
             outcome = Outcome("covered")
         else:
             outcome = _sync(request, settings, repo, graph, account, crash_after_pages, who)
     if outcome.status in ("synced", "covered"):
-        _subscribe(request, repo)
+        _subscribe(request, repo, outcome)
     return outcome
 
 
@@ -120,23 +147,41 @@ def _sync(request: SyncRequest, settings: Any, repo: Any, graph: Any, account: A
     from shared.graph import GraphError, ThrottledError
     from shared.sync.calendars import sync_calendars
     from shared.sync.context import SyncContext
-    from shared.sync.events import sync_events
+    from shared.sync.events import delta_other_calendars, sync_events, sync_new_calendars, sync_one_calendar
     from shared.sync.outbound import publish_pending
     from shared.sync.progress import Progress
     from shared.sync.window import current_window
 
     user = request.user_id
+    calendar_id = request.calendar_id if not request.full else None
+    whole = not calendar_id and not (request.reason == "calendars" and not request.full)  # every calendar's round
     started_wall = time.time()
-    repo.update_account(user, last_sync_started_at=_now())
+    if calendar_id:
+        repo.update_calendar_subscription(user, calendar_id, sync_started_at=_now())
+    elif whole:  # only a sync of every calendar may cover the user's requests (coalescing)
+        repo.update_account(user, last_sync_started_at=_now())
     if graph is None:
         from shared.graph import client_for_user
 
         graph = client_for_user(user, settings)
     ctx = SyncContext(user, repo, graph, settings, current_window(settings), prefix=mailbox_prefix(account, user),
                       full=request.full, progress=Progress(who), crash_after_pages=crash_after_pages)
+    ctx.delta_other, ctx.detect_delta = delta_other_calendars(settings, account)
+    listed, found = True, True
+
+    def on_listed(calendars: list[dict[str, Any]]) -> None:
+        _subscribe_listed(user, repo, calendars)
+
     try:
-        calendars = sync_calendars(ctx)
-        sync_events(ctx, calendars)
+        if calendar_id:
+            done = sync_one_calendar(ctx, calendar_id, _listed_at(account), on_listed)
+            listed, found = done.listed, done.found
+        elif not whole:
+            sync_new_calendars(ctx, on_listed)
+        else:
+            calendars = sync_calendars(ctx)
+            on_listed(calendars)
+            sync_events(ctx, calendars)
     except ReauthRequired as exc:
         log.warning("sync %s stopped: %s", who, exc)
         return Outcome("reauth_required", str(exc))
@@ -153,14 +198,21 @@ def _sync(request: SyncRequest, settings: Any, repo: Any, graph: Any, account: A
     finally:
         ctx.progress.close()
     sent = publish_pending(user, repo, settings=settings)
-    changes: dict[str, Any] = {"last_sync_at": _now(), "last_sync_error": None}
-    if request.full:
-        extra = dict(account.extra or {})
-        extra["sync"] = {**(extra.get("sync") or {}), "full_started_at": started_wall}
+    changes: dict[str, Any] = {"last_sync_at": _now(), "last_sync_error": None} if whole else {}
+    if request.full or listed:
+        extra = dict((repo.get_account(user) or account).extra or {})  # re-read: the round may have noted things
+        marks = {"calendars_listed_at": started_wall} if listed else {}
+        if request.full:
+            marks["full_started_at"] = started_wall
+        extra["sync"] = {**(extra.get("sync") or {}), **marks}
         changes["extra"] = extra
-    repo.update_account(user, **changes)
-    log.info("sync %s (%s) done: %s, %d changed rows", who, request.reason, ctx.progress.summary(), sent)
-    return Outcome("synced", ctx.progress.summary(), sent, ctx.delta_rounds)
+    if changes:
+        repo.update_account(user, **changes)
+    if calendar_id and found:
+        repo.update_calendar_subscription(user, calendar_id, synced_at=_now())
+    scope = f"calendar {calendar_id}" if calendar_id else "all calendars"
+    log.info("sync %s (%s, %s) done: %s, %d changed rows", who, request.reason, scope, ctx.progress.summary(), sent)
+    return Outcome("synced", ctx.progress.summary(), sent, ctx.delta_rounds, calendars_listed=listed)
 
 
 def _record_error(repo: Any, user: str, exc: BaseException) -> None:
@@ -186,17 +238,33 @@ def _lifecycle(request: SyncRequest, settings: Any) -> bool:
     return True
 
 
-def _subscribe(request: SyncRequest, repo: Any) -> None:
-    """Create the events subscription when asked, or when the user has none alive."""
-    if not request.subscribe:
-        user = repo.get_user(request.user_id)
-        expiry = getattr(user, "events_subscription_expiration", None)
-        if user is not None and user.events_subscription_id and expiry is not None and expiry > _now():
-            return
-    from shared.subscriptions import ensure_subscription
+def _subscribe_listed(user_id: str, repo: Any, calendars: list[dict[str, Any]]) -> None:
+    """Calendars just listed that have no subscription row (new), or rows of calendars no longer
+    listed: subscriptions follow before any event is read, so a change made meanwhile is notified."""
+    rows = {r.microsoft_calendar_id for r in repo.list_calendar_subscriptions(user_id)}
+    listed = {c["id"] for c in calendars}
+    if not rows or rows == listed:
+        return  # first sync of the account (subscribed after it), or nothing appeared or went
+    from shared.subscriptions import ensure_subscriptions
 
     try:
-        ensure_subscription(request.user_id)
+        ensure_subscriptions(user_id, repo=repo)
+    except Exception as exc:  # the rows still sync; the renewal timer heals a missing subscription
+        log.error("sync %s: subscriptions of new calendars not ensured (%s: %s)", user_id, type(exc).__name__, exc)
+
+
+def _subscribe(request: SyncRequest, repo: Any, outcome: Outcome) -> None:
+    """Every calendar's subscription, after a sync that read the calendar list (calendars may have
+    appeared or gone), when asked, or when the notified calendar's subscription is not live."""
+    if not (request.subscribe or outcome.calendars_listed):
+        rows = repo.list_calendar_subscriptions(request.user_id)
+        if rows and (request.calendar_id is None
+                     or any(r.microsoft_calendar_id == request.calendar_id and r.subscription_id for r in rows)):
+            return
+    from shared.subscriptions import ensure_subscriptions
+
+    try:
+        ensure_subscriptions(request.user_id)
     except Exception as exc:  # the rows are synced; the renewal timer heals a missing subscription
-        log.error("sync %s: subscription not ensured (%s: %s); the renewal timer will retry", request.user_id,
+        log.error("sync %s: subscriptions not ensured (%s: %s); the renewal timer will retry", request.user_id,
                   type(exc).__name__, exc)

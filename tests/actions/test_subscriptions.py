@@ -30,7 +30,7 @@ def test_event_subscription_defaults_duplicates_and_renewal(outlook, call):
     assert sub["resource"] == "me/events" and sub["changeType"] == "created,updated,deleted"
     assert outlook.receiver.validations  # Graph's handshake reached the default URL
     minutes = (_expiry(sub) - dt.datetime.now(dt.UTC)).total_seconds() / 60
-    assert 4200 < minutes <= 4230
+    assert 10060 < minutes <= 10070  # the seed's default: now + 10,070 minutes
     from shared.notifications.client_state import verify
 
     q = dict(p.split("=", 1) for p in sub["notificationUrl"].split("?", 1)[1].split("&"))
@@ -55,13 +55,14 @@ def test_event_subscription_defaults_duplicates_and_renewal(outlook, call):
 
 
 def test_expiration_over_graph_limit_is_an_error_when_explicit(outlook, call):
-    far = (dt.datetime.now(dt.UTC) + dt.timedelta(minutes=10070)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    far = (dt.datetime.now(dt.UTC) + dt.timedelta(minutes=10100)).strftime("%Y-%m-%dT%H:%M:%SZ")
     status, body, _ = call("create-event-subscription", {"user_id": outlook.alice, "inputs": {"expiration": far}})
-    assert status in (400, 403) and "4230" in body["error"]["message"]
+    assert status in (400, 403) and "10080" in body["error"]["message"]
 
 
-def test_default_expiration_steps_down_to_the_limit_graph_names(outlook, app_env, call):
-    app_env(SUBSCRIPTION_LIFETIME_MINUTES="10070")
+def test_default_expiration_steps_down_to_the_limit_graph_names(outlook, app_env, call, monkeypatch):
+    """A tenant whose limit is 4,230 minutes: the default (10,070) is refused, the named limit used."""
+    monkeypatch.setattr(outlook.sim.subscriptions, "lifetime_limit_minutes", 4230)
     from shared.auth.tokens import get_token_service
     from tests.actions.conftest import delegated_token
 

@@ -16,7 +16,8 @@ def test_defaults_are_the_embedded_local_setup():
     assert settings.database_backend == "sqlite"
     assert settings.graph_base_url == "https://graph.microsoft.com/v1.0"
     assert settings.graph_scopes == ("User.Read", "Calendars.ReadWrite", "Mail.ReadWrite", "Mail.Send")
-    assert settings.subscription_lifetime_minutes == 4230
+    assert settings.subscription_lifetime_minutes == 10070
+    assert settings.delta_other_calendars == "auto"
     assert settings.authority == "https://login.microsoftonline.com/common"
 
 

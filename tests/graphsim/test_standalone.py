@@ -26,7 +26,7 @@ def test_standalone_demo_tenant():
         h = {"Authorization": f"Bearer {tok['access_token']}"}
         adele = info["users"]["adele@contoso.onmicrosoft.com"]
         cals = s.get(f"{info['graph_url']}/users/adele@contoso.onmicrosoft.com/calendars", headers=h).json()
-        assert {c["name"] for c in cals["value"]} == {"Calendar", "Team"}
+        assert {c["name"] for c in cals["value"]} == {"Calendar", "Team", "Travel"}
         assert info["redirect_uri"] == "http://127.0.0.1:7071/api/oauth/callback"
         truth = s.get(f"{info['base_url']}/_sim/ground-truth/{adele}").json()
         assert any(e["type"] == "occurrence" for e in truth["events"])

@@ -72,9 +72,9 @@ def test_limits_renew_reauthorize_list_delete_expire(graphsim, graphsim_session,
     s = setup(graphsim)
     h = bearer(app_token(graphsim, s, graphsim_session))
     api = f"{graphsim.graph_url}/subscriptions"
-    r = graphsim_session.post(api, headers=h, json=_sub(webhook_receiver.url, f"users/{s.user}/events", 4231))
+    r = graphsim_session.post(api, headers=h, json=_sub(webhook_receiver.url, f"users/{s.user}/events", 10081))
     assert r.status_code == 400 and r.json()["error"] == {**r.json()["error"], "code": "ExtensionError",
-                                                          "message": "Subscription expiration can only be 4230 "
+                                                          "message": "Subscription expiration can only be 10080 "
                                                                      "minutes in the future."}
     r = graphsim_session.post(api, headers=h, json=_sub(webhook_receiver.url, f"users/{s.user}/events",
                                                         clientState="x" * 129))
@@ -123,3 +123,48 @@ def test_delivery_retries_and_faults(graphsim, graphsim_session):
         assert graphsim.flush_notifications(5) and len(recv.notifications) == before
     finally:
         recv.close()
+
+
+def test_calendar_subscription_notifies_for_that_calendar_only(graphsim, graphsim_session, webhook_receiver):
+    """`calendars/{id}/events` notifies changes of that calendar; `me/events` those of the default one only."""
+    import urllib.parse
+
+    s = setup(graphsim)
+    h = bearer(user_token(graphsim, s, graphsim_session)["access_token"])
+    team = graphsim.create_calendar(s.user, "Team")["id"]
+    api = f"{graphsim.graph_url}/subscriptions"
+    r = graphsim_session.post(api, headers=h, json=_sub(webhook_receiver.url,
+                                                        f"me/calendars/{urllib.parse.quote(team, safe='=')}/events"))
+    assert r.status_code == 201, r.text
+    graphsim.create_event(s.user, **slot("2024-05-01", 9))                       # default calendar: not notified
+    in_team = graphsim.create_event(s.user, calendar_id=team, **slot("2024-05-01", 10))
+    assert graphsim.flush_notifications(5)
+    got = webhook_receiver.wait_for(1)
+    assert [n["resourceData"]["id"] for n in got] == [in_team["id"]]
+
+
+def test_delegated_token_lists_only_its_own_subscriptions(graphsim, graphsim_session, webhook_receiver):
+    s = setup(graphsim)
+    user_h = bearer(user_token(graphsim, s, graphsim_session)["access_token"])
+    app_h = bearer(app_token(graphsim, s, graphsim_session))
+    api = f"{graphsim.graph_url}/subscriptions"
+    mine = graphsim_session.post(api, headers=user_h, json=_sub(webhook_receiver.url)).json()
+    other = graphsim_session.post(api, headers=app_h, json=_sub(webhook_receiver.url,
+                                                                f"users/{s.other}/events")).json()
+    assert {x["id"] for x in graphsim_session.get(api, headers=user_h).json()["value"]} == {mine["id"]}
+    assert {x["id"] for x in graphsim_session.get(api, headers=app_h).json()["value"]} == {mine["id"], other["id"]}
+
+
+def test_lifetime_limit_defaults_to_10080_minutes_and_is_configurable(graphsim, graphsim_session,
+                                                                     webhook_receiver, monkeypatch):
+    from graphsim.subscriptions import DEFAULT_LIFETIME_LIMIT_MINUTES
+
+    assert DEFAULT_LIFETIME_LIMIT_MINUTES == 10080 == graphsim.subscriptions.lifetime_limit_minutes
+    s = setup(graphsim)
+    h = bearer(app_token(graphsim, s, graphsim_session))
+    api = f"{graphsim.graph_url}/subscriptions"
+    ok = graphsim_session.post(api, headers=h, json=_sub(webhook_receiver.url, f"users/{s.user}/events", 10079))
+    assert ok.status_code == 201
+    monkeypatch.setattr(graphsim.subscriptions, "lifetime_limit_minutes", 4230)
+    r = graphsim_session.post(api, headers=h, json=_sub(webhook_receiver.url, f"users/{s.user}/events", 4231))
+    assert r.status_code == 400 and "can only be 4230 minutes" in r.json()["error"]["message"]

@@ -1,16 +1,25 @@
 """Convergence under faults: nothing is lost, whatever Graph does.
 
-20 mailboxes (15 delegated, 5 app-only) replicated through the whole app: the
-simulator delivers notifications over real HTTP to the devhost (the registered
-receivers), the devhost runs the queue-triggered worker. Meanwhile 1,000 random
-mutations (create, update, delete, cancel, move, recurring exceptions, calendar
-create and delete) while Graph answers 10% 429 and 5% 503, drops 5% and
-duplicates 5% of notifications, two delta tokens die, one subscription is
-removed (lifecycle event), one `missed` arrives and one subscription expires
-silently. After the queue drains and one renewal run (plus the drain of what
-it queued), every table equals the simulator's ground truth.
+20 mailboxes (15 delegated, 5 app-only), three calendars each to start with,
+replicated through the whole app: the simulator delivers notifications over real
+HTTP to the devhost (the registered receivers), each calendar's subscription
+names its calendar, the devhost runs the queue-triggered worker. Meanwhile 1,000
+random mutations spread over every calendar of each mailbox (create, update,
+delete, cancel, move between calendars, recurring exceptions, calendar create
+and delete) while Graph answers 10% 429 and 5% 503, duplicates 5% of
+notifications, two delta tokens die, one calendar subscription is removed
+(lifecycle event), one `missed` arrives and one calendar subscription expires
+silently. After the queue drains and one renewal run (plus the drain of what it
+queued), every table equals the simulator's ground truth, and every calendar has
+a live subscription.
 
-Each seed is printed; replay one with CONVERGENCE_SEED=<seed>.
+Most seeds run with RENEWAL_RESYNC=false: every change must arrive through its
+calendar's notification (or the lifecycle/renewal handling of its subscription).
+Those seeds lose no notification silently -- without the safety net nothing could
+find such a loss. The seeds with RENEWAL_RESYNC=true also drop 5% of the
+notifications, which the renewal run's safety-net sync must catch.
+
+Each seed is printed; replay one with CONVERGENCE_SEED=<seed> (CONVERGENCE_RESYNC=true|false).
 """
 
 from __future__ import annotations
@@ -28,7 +37,10 @@ from tests.feed.contract import drain
 from tests.keepalive.conftest import CALLBACK, link
 from tests.replica import expected_rows, replica_rows
 
-SEEDS = [int(os.environ["CONVERGENCE_SEED"])] if os.environ.get("CONVERGENCE_SEED") else [101, 202, 303, 404, 505]
+# (seed, RENEWAL_RESYNC)
+SEEDS = ([(int(os.environ["CONVERGENCE_SEED"]), os.environ.get("CONVERGENCE_RESYNC", "false") == "true")]
+         if os.environ.get("CONVERGENCE_SEED") else [(101, False), (202, True), (303, False), (404, False),
+                                                     (505, True)])
 MAILBOXES = 20
 APP_ONLY = 5
 MUTATIONS = 1000
@@ -152,10 +164,14 @@ def differences(sim: Any, settings: Any, repo: Any, user: str) -> list[str]:
             master = data.get("seriesMasterId")
             problems.append(f"  {i[-24:]} ({data.get('type')}, {data.get('subject')!r}, calendar {cal[-12:]}, "
                             f"master {master and master[-16:]} alive {master in sim.store.mailbox(user).events})")
-    users = {u.microsoft_user_id: u for u in repo.list_users()}
-    row = users.get(user)
-    if row is None or row.events_subscription_id not in sim.subscriptions.subs:
-        problems.append("no live subscription")
+    subscribed = {r.microsoft_calendar_id: r.subscription_id for r in repo.list_calendar_subscriptions(user)}
+    for calendar_id in want["calendars"]:
+        if subscribed.get(calendar_id) not in sim.subscriptions.subs:
+            problems.append(f"calendar {calendar_id[-12:]}: no live subscription")
+    row = repo.get_user(user)
+    default = sim.default_calendar_id(user)
+    if row is None or row.events_subscription_id != subscribed.get(default):
+        problems.append("the user row does not name the default calendar's subscription")
     return problems
 
 
@@ -171,9 +187,15 @@ def _wait_quiet(sim: Any, host: Any, timeout: float = 90.0) -> None:
         time.sleep(0.2)
 
 
-@pytest.mark.parametrize("seed", SEEDS)
-def test_convergence_under_faults(seed, graphsim, app_env, monkeypatch):
-    print(f"\nconvergence seed {seed} (replay: CONVERGENCE_SEED={seed} pytest {__file__})")
+def _calendar_subs(repo: Any, users: list[str]) -> dict[tuple[str, str], str]:
+    return {(r.microsoft_user_id, r.microsoft_calendar_id): r.subscription_id
+            for user in users for r in repo.list_calendar_subscriptions(user) if r.subscription_id}
+
+
+@pytest.mark.parametrize(("seed", "resync"), SEEDS, ids=[f"{s}-resync-{str(r).lower()}" for s, r in SEEDS])
+def test_convergence_under_faults(seed, resync, graphsim, app_env, monkeypatch):
+    print(f"\nconvergence seed {seed}, RENEWAL_RESYNC={str(resync).lower()} (replay: CONVERGENCE_SEED={seed} "
+          f"CONVERGENCE_RESYNC={str(resync).lower()} pytest {__file__})")
     from devhost import DevHost
     from shared.queues import NOTIFICATIONS_QUEUE, OUTBOUND_QUEUE, SYNC_QUEUE, open_queue, poison_queue_name
     from shared.secrets import CLIENT_SECRET, open_secret_store
@@ -192,16 +214,19 @@ def test_convergence_under_faults(seed, graphsim, app_env, monkeypatch):
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", sim.ca_file)
     settings = app_env(AUTHORITY_HOST=sim.base_url, TENANT=tenant, GRAPH_BASE_URL=sim.graph_url,
                        CLIENT_ID=client_id, APP_BASE_URL=f"http://127.0.0.1:{port}", GRAPH_MAX_RETRIES="10",
-                       SYNC_WINDOW_DAYS_BACK="30", SYNC_WINDOW_DAYS_AHEAD="90", GRAPH_PAGE_SIZE="50")
+                       SYNC_WINDOW_DAYS_BACK="30", SYNC_WINDOW_DAYS_AHEAD="90", GRAPH_PAGE_SIZE="50",
+                       RENEWAL_RESYNC=str(resync).lower(), CALENDAR_LIST_MAX_AGE_MINUTES="0")
     open_secret_store(settings).set(CLIENT_SECRET, secret)
     repo = open_repository()
     env = type("Env", (), {"sim": sim, "tenant": tenant, "client_id": client_id, "secret": secret})()
 
-    for user in users:  # a few events and a series per mailbox, one extra calendar
-        extra = sim.create_calendar(user, "Team")
+    for user in users:  # a few events and a series per mailbox, two extra calendars
         sim.create_events(user, [{"subject": f"seed {i}", **_slot(rng)} for i in range(4)])
-        sim.create_events(user, [{"subject": "team", **_slot(rng)} for _ in range(2)], calendar_id=extra["id"])
         sim.create_event(user, subject="weekly", **_series(rng))
+        for name in ("Team", "Travel"):
+            extra = sim.create_calendar(user, name)
+            sim.create_events(user, [{"subject": name, **_slot(rng)} for _ in range(2)], calendar_id=extra["id"])
+            sim.create_event(user, calendar_id=extra["id"], subject=f"{name} weekly", **_series(rng))
 
     from shared.queues.messages import SyncRequest, enqueue_sync
 
@@ -212,18 +237,21 @@ def test_convergence_under_faults(seed, graphsim, app_env, monkeypatch):
             link(env, user, "app_only" if n < APP_ONLY else "delegated")
             enqueue_sync(SyncRequest(user, "linked", full=True, subscribe=True))
         _wait_quiet(sim, host)
-        subs = {u.microsoft_user_id: u.events_subscription_id for u in repo.list_users()}
-        assert all(subs.get(u) in sim.subscriptions.subs for u in users), "every account subscribed"
+        subs = _calendar_subs(repo, users)
+        assert len(subs) == 3 * MAILBOXES and all(s in sim.subscriptions.subs for s in subs.values()), \
+            "every calendar of every account subscribed"
 
-        sim.faults.set(rate_429=0.10, rate_503=0.05, drop_notifications=0.05, duplicate_notifications=0.05,
-                       retry_after=0.02, seed=seed)
-        victims = rng.sample(users, 5)
+        sim.faults.set(rate_429=0.10, rate_503=0.05, drop_notifications=0.05 if resync else 0.0,
+                       duplicate_notifications=0.05, retry_after=0.02, seed=seed)
+        victims = rng.sample(sorted(subs), 5)  # (user, calendar) pairs
         mutator = Mutator(sim, users, rng)
         started = time.monotonic()
         for i in range(MUTATIONS):
             mutator.one()
             if i in (250, 700):
-                sim.invalidate_delta_tokens(victims[0 if i == 250 else 1])
+                sim.invalidate_delta_tokens(victims[0 if i == 250 else 1][0])
+            elif i in (400, 500, 600) and subs[victims[i // 100 - 2]] not in sim.subscriptions.subs:
+                pass  # its calendar was deleted meanwhile
             elif i == 400:
                 sim.remove_subscription(subs[victims[2]])              # lifecycle: subscriptionRemoved
             elif i == 500:
@@ -239,8 +267,9 @@ def test_convergence_under_faults(seed, graphsim, app_env, monkeypatch):
         elapsed = time.monotonic() - started
 
         problems = {u: p for u in users if (p := differences(sim, settings, repo, u))}
-        now_subs = {u.microsoft_user_id: u.events_subscription_id for u in repo.list_users()}
-        assert now_subs[victims[2]] != subs[victims[2]] and now_subs[victims[4]] != subs[victims[4]]
+        now_subs = _calendar_subs(repo, users)
+        for victim in (victims[2], victims[4]):
+            assert now_subs.get(victim) != subs[victim], "the removed or expired subscription was replaced"
         records = sim.deliveries
         dropped = sum(len(r["value"]) for r in records if r.get("dropped"))
         delivered = sum(len(r["value"]) for r in records if r.get("ok"))

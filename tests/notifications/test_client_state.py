@@ -58,3 +58,16 @@ def test_the_key_survives_a_process_restart(settings):
     runtime.reset()  # a new worker process: caches gone, secret store on disk remains
     query = _query(target.notification_url)
     assert client_state.verify(query["sid"], query["kid"], target.client_state) is not None
+
+
+def test_calendar_routing_roundtrips_and_reads_back_from_a_listed_url(settings):
+    target = client_state.issue(client_state.SYNC, "user-1", settings, calendar_id="AAMk/cal+1==")
+    routing = client_state.verify(target.sid, target.kid, target.client_state)
+    assert (routing.kind, routing.value, routing.calendar_id) == (client_state.SYNC, "user-1", "AAMk/cal+1==")
+    assert client_state.routing_of_url(target.notification_url) == routing
+    assert client_state.routing_of_url("https://elsewhere.example/hook?x=1") is None
+    assert client_state.routing_of_url(None) is None
+    plain = client_state.issue(client_state.SYNC, "user-1", settings)
+    assert client_state.verify(plain.sid, plain.kid, plain.client_state).calendar_id is None
+    with pytest.raises(ValueError):
+        client_state.encode_sid(client_state.OUTBOUND, "label", "cal")

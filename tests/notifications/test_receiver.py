@@ -130,3 +130,22 @@ def test_queue_down_answers_503_so_graph_retries(env):
                             {"sid": alice.sid, "kid": alice.kid}, enqueue=broken)
     assert reply.status == 503
     assert receiver.counters()["enqueue_failures"] == 1
+
+
+def test_a_calendars_notifications_become_one_request_for_that_calendar(env):
+    """The signed routing id names the calendar; the queue message carries it, one per calendar."""
+    team = client_state.issue(client_state.SYNC, "alice", calendar_id="AAMk/team+1==")
+    travel = client_state.issue(client_state.SYNC, "alice", calendar_id="AAMk-travel")
+    for target in (team, team, travel):
+        batch = {"value": [_item(target), _item(target, changeType="created")]}
+        assert _post("graph_notifications", target.notification_url, json.dumps(batch).encode()).status_code == 202
+    lifecycle = {"value": [_item(team, lifecycleEvent="missed")]}
+    assert _post("graph_lifecycle", team.lifecycle_notification_url, json.dumps(lifecycle).encode()).status_code == 202
+    messages = _queued("calendar-sync")
+    assert [(m["user_id"], m["calendar_id"], m["reason"]) for m in messages] == [
+        ("alice", "AAMk/team+1==", "notification"), ("alice", "AAMk/team+1==", "notification"),
+        ("alice", "AAMk-travel", "notification"), ("alice", "AAMk/team+1==", "resync")]
+    assert messages[-1]["lifecycle_event"] == "missed"
+    # A calendar routing signed for Alice cannot be replayed for another calendar: the sid is in the MAC.
+    forged = client_state.encode_sid(client_state.SYNC, "alice", "AAMk-other")
+    assert client_state.verify(forged, team.kid, team.client_state) is None

@@ -315,3 +315,27 @@ def test_delete_user_removes_everything(repo: Repository):
     assert repo.counts("user-2") == {schema.USERS.name: 1, schema.CALENDARS.name: 1, schema.EVENTS.name: 2,
                                      schema.ACCOUNTS.name: 1, schema.CURSORS.name: 1}
     assert repo.counts()[schema.EVENTS.name] == 2
+
+
+def test_calendar_subscriptions(repo: Repository):
+    """One row per (user, calendar): merged updates, listed per user and across users, deleted with the user."""
+    assert repo.get_calendar_subscription(USER, CAL) is None
+    expires = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
+    row = repo.update_calendar_subscription(USER, CAL, subscription_id="sub-1", expiration=expires, state="live",
+                                            resource=f"me/calendars/{CAL}/events", is_default=True)
+    assert (row.subscription_id, row.expiration, row.is_default) == ("sub-1", expires, True)
+    repo.update_calendar_subscription(USER, CAL, sync_started_at=expires)  # other fields kept
+    repo.update_calendar_subscription(USER, "cal-2", state="capped")
+    repo.update_calendar_subscription("user-2", CAL, state="missing")
+    stored = repo.get_calendar_subscription(USER, CAL)
+    assert (stored.subscription_id, stored.state, stored.sync_started_at) == ("sub-1", "live", expires)
+    assert stored.updated_at is not None
+    assert sorted(r.microsoft_calendar_id for r in repo.list_calendar_subscriptions(USER)) == sorted([CAL, "cal-2"])
+    assert len(repo.list_calendar_subscriptions()) == 3
+    with pytest.raises(TypeError):
+        repo.update_calendar_subscription(USER, CAL, nope=1)
+    repo.delete_calendar_subscriptions(USER, ["cal-2"])
+    assert [r.microsoft_calendar_id for r in repo.list_calendar_subscriptions(USER)] == [CAL]
+    repo.delete_user(USER)
+    assert repo.list_calendar_subscriptions(USER) == []
+    assert [r.microsoft_user_id for r in repo.list_calendar_subscriptions()] == ["user-2"]

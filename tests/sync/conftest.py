@@ -22,4 +22,4 @@ def world(graphsim, app_env, monkeypatch) -> World:
 @pytest.fixture
 def no_subscribe(monkeypatch) -> None:
     """Worker tests without an HTTP host: Graph could not validate a subscription's URL."""
-    monkeypatch.setattr("shared.sync.worker._subscribe", lambda request, repo: None)
+    monkeypatch.setattr("shared.sync.worker._subscribe", lambda request, repo, outcome: None)

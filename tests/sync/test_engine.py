@@ -230,3 +230,116 @@ def test_master_edit_that_changes_no_instance_row(world, no_subscribe, where):
     world.assert_converged(alice)
     master = next(e for e in world.repo.list_events(alice) if e.microsoft_event_id == series["id"])
     assert master.data["subject"] == "renamed series"
+
+
+def test_a_calendars_notifications_coalesce_per_calendar(world, no_subscribe):
+    """Ten notifications of Team cost one round of Team; Travel's own notification is not covered by it,
+    and neither touches the calendar list or the other calendars."""
+    sim = world.sim
+    alice = world.user("Alice")
+    team, travel, _ = _seed(world, alice)
+    world.link(alice)
+    world.drain()
+    sim.create_event(alice, calendar_id=team["id"], subject="burst", **slot(1))
+    sim.create_event(alice, calendar_id=travel["id"], subject="trip 2", **slot(2))
+    sim.reset_counters()
+    received = time.time()
+    for _ in range(10):
+        enqueue_sync(SyncRequest(alice, "notification", received_at=received, calendar_id=team["id"]), world.settings)
+    enqueue_sync(SyncRequest(alice, "notification", received_at=received, calendar_id=travel["id"]), world.settings)
+    outcomes = world.drain()
+    assert sorted(o.status for o in outcomes) == ["covered"] * 9 + ["synced"] * 2
+    counters = sim.counters()
+    assert counters["GET /v1.0/me/calendars/{id}/calendarView"] == 2  # the simulator lists other calendars
+    assert DELTA not in counters and "GET /v1.0/me/calendars" not in counters
+    world.assert_converged(alice)
+    assert world.repo.get_calendar_subscription(alice, team["id"]).synced_at is not None
+
+
+def test_auto_falls_back_to_listings_once_and_remembers(world, no_subscribe):
+    """DELTA_OTHER_CALENDARS=auto: the unsupported segment is met once per account, then listings."""
+    from shared.sync.events import DELTA_FLAG
+
+    sim = world.sim
+    alice = world.user("Alice")
+    _seed(world, alice)
+    world.link(alice)
+    world.drain()
+    world.assert_converged(alice)
+    assert world.repo.get_account(alice).extra[DELTA_FLAG]["supported"] is False
+    first = sim.counters().get("GET /v1.0/me/calendars/{id}/calendarView/delta")
+    assert first == 1, "one refusal taught the account"
+    sim.reset_counters()
+    _notify(world, alice)
+    assert "GET /v1.0/me/calendars/{id}/calendarView/delta" not in sim.counters()
+    assert sim.counters()["GET /v1.0/me/calendars/{id}/calendarView"] == 2
+
+
+@pytest.mark.parametrize("scope", ["user", "calendar"])
+def test_a_calendar_deleted_after_the_list_does_not_stop_the_others(world, no_subscribe, monkeypatch, scope):
+    """Regression: a 404 on a calendar deleted between the calendar list and its round failed the whole
+    sync "for good" and dropped the message, so the other calendars' changes waited for another sync."""
+    import shared.sync.calendars as calendars_module
+
+    sim = world.sim
+    alice = world.user("Alice")
+    team, _, _ = _seed(world, alice)
+    world.link(alice)
+    world.drain()
+    doomed = sim.create_calendar(alice, "Doomed")["id"]
+    sim.create_event(alice, calendar_id=doomed, subject="doomed", **slot(1))
+    late = sim.create_event(alice, calendar_id=team["id"], subject="late in team", **slot(2))
+    original = calendars_module.sync_calendars
+
+    def list_then_delete(ctx):
+        listed = original(ctx)
+        if any(c["id"] == doomed for c in listed) and doomed in sim.store.mailbox(alice).calendars:
+            sim.delete_calendar(alice, doomed)
+        return listed
+
+    monkeypatch.setattr(calendars_module, "sync_calendars", list_then_delete)
+    calendar_id = team["id"] if scope == "calendar" else None
+    world.configure(CALENDAR_LIST_MAX_AGE_MINUTES="0")
+    enqueue_sync(SyncRequest(alice, "notification", calendar_id=calendar_id), world.settings)
+    outcomes = world.drain()
+    assert [o.status for o in outcomes] == ["synced"]
+    assert late["id"] in {e.microsoft_event_id for e in world.repo.list_events(alice)}
+    _notify(world, alice)
+    world.assert_converged(alice)
+
+
+def test_a_calendar_list_check_covers_no_calendars_request(world, no_subscribe):
+    """Regression: the renewal run's calendar-list check (reason "calendars") stamped the account's sync
+    start, so a calendar's notification received before it counted as covered although no round of that
+    calendar ran."""
+    sim = world.sim
+    alice = world.user("Alice")
+    team, _, _ = _seed(world, alice)
+    world.link(alice)
+    world.drain()
+    changed = sim.create_event(alice, calendar_id=team["id"], subject="notified before the check", **slot(2))
+    received = time.time()
+    enqueue_sync(SyncRequest(alice, "calendars"), world.settings)
+    assert [o.status for o in world.drain()] == ["synced"]
+    enqueue_sync(SyncRequest(alice, "notification", calendar_id=team["id"], received_at=received), world.settings)
+    assert [o.status for o in world.drain()] == ["synced"]
+    assert changed["id"] in {e.microsoft_event_id for e in world.repo.list_events(alice)}
+
+
+def test_a_round_of_a_deleted_calendar_lists_and_syncs_new_ones(world, no_subscribe):
+    """Regression: when a calendar's round found it deleted (404) and re-read the list, calendars that list
+    showed for the first time were stored but never synced; a later calendar-list check saw them as known."""
+    sim = world.sim
+    alice = world.user("Alice")
+    team, _, _ = _seed(world, alice)
+    world.link(alice)
+    world.drain()
+    projects = sim.create_calendar(alice, "Projects")["id"]
+    early = sim.create_event(alice, calendar_id=projects, subject="early", **slot(3))
+    sim.delete_calendar(alice, team["id"])
+    enqueue_sync(SyncRequest(alice, "notification", calendar_id=team["id"]), world.settings)
+    assert [o.status for o in world.drain()] == ["synced"]
+    assert early["id"] in {e.microsoft_event_id for e in world.repo.list_events(alice)}
+    enqueue_sync(SyncRequest(alice, "calendars"), world.settings)
+    world.drain()
+    world.assert_converged(alice)
