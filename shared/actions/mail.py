@@ -7,7 +7,7 @@ import email
 import email.policy
 from typing import Any
 
-from shared.actions.catalogue import Input, InputError, action, paging_inputs
+from shared.actions.catalogue import Input, InputError, action, paging_inputs, strings
 from shared.actions.context import ActionContext, done, list_result, seg
 
 
@@ -106,8 +106,8 @@ def delete_message(ctx: ActionContext, v: dict[str, Any]) -> Any:
     return done(deleted=v["message_id"])
 
 
-def _recipients(value: list[str] | None) -> list[dict[str, Any]]:
-    return [{"emailAddress": {"address": a.strip()}} for a in value or [] if a.strip()]
+def _recipients(value: list[str] | None, name: str) -> list[dict[str, Any]]:
+    return [{"emailAddress": {"address": a.strip()}} for a in strings(value, name) if a.strip()]
 
 
 def _content_bytes(name: str, filename: str, value: Any) -> str:
@@ -161,12 +161,12 @@ def send_message(ctx: ActionContext, v: dict[str, Any]) -> Any:
         "subject": v.get("subject") or "",
         "body": {"contentType": "HTML" if v["body_content_type"] == "html" else "Text",
                  "content": v.get("message_body") or ""},
-        "toRecipients": _recipients(v["to"]),
+        "toRecipients": _recipients(v["to"], "to"),
     }
     if v.get("cc"):
-        message["ccRecipients"] = _recipients(v["cc"])
+        message["ccRecipients"] = _recipients(v["cc"], "cc")
     if v.get("bcc"):
-        message["bccRecipients"] = _recipients(v["bcc"])
+        message["bccRecipients"] = _recipients(v["bcc"], "bcc")
     files = attachments(v.get("attachments"), v.get("dynamic_attachments"))
     if files:
         message["attachments"] = files

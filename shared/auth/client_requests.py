@@ -16,7 +16,6 @@ Unlike WebhookDB, rotated tokens are kept and a rejected token is reported.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +28,7 @@ log = logging.getLogger(__name__)
 TYPES = ("LINKED", "REFRESHED", "RESYNC", "UNLINKED")
 _NEEDS_TOKEN = {"LINKED", "REFRESHED"}
 MAX_FIELD_LENGTH = 16384
+MAX_BODY_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -42,18 +42,22 @@ def _bad(message: str, status: int = 400) -> Reply:
 
 
 def _field(payload: dict[str, Any], name: str) -> str | None:
+    from shared.jsonbody import plain_text
+
     value = payload.get(name)
-    if not isinstance(value, str) or not value.strip() or len(value) > MAX_FIELD_LENGTH:
+    if not plain_text(value, MAX_FIELD_LENGTH) or not value.strip():
         return None
     return value.strip()
 
 
 def handle(settings, body: bytes) -> Reply:
     """Validate and execute one request; never raises for a client's mistake."""
+    from shared import jsonbody
+
     try:
-        payload = json.loads(body or b"")
-    except (ValueError, UnicodeDecodeError):
-        return _bad("body must be JSON")
+        payload = jsonbody.parse(body or b"", max_bytes=MAX_BODY_BYTES)
+    except jsonbody.BodyError as exc:
+        return _bad(f"body must be JSON: {exc.message}", exc.status)
     if not isinstance(payload, dict):
         return _bad("body must be a JSON object")
     kind = payload.get("type")

@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from shared.graph.paths import segment
 from shared.subscriptions import limits
 
 log = logging.getLogger(__name__)
@@ -63,9 +64,7 @@ def _repo(settings):
 def resource_for(account: Any, user_id: str) -> str:
     """`me/events` for a signed-in user; `users/{id}/events` with the app's own token."""
     if account is not None and account.mode == "app_only":
-        from urllib.parse import quote
-
-        return f"users/{quote(account.graph_user_id or user_id, safe='@')}/events"
+        return f"users/{segment(account.graph_user_id or user_id)}/events"
     return "me/events"
 
 
@@ -181,7 +180,7 @@ def renew_one(user_id: str, subscription_id: str, settings=None, *, repo: Any = 
     for attempt in range(2):
         minutes = limits.lifetime_minutes(settings, learned)
         try:
-            renewed = client.patch(f"/subscriptions/{subscription_id}",
+            renewed = client.patch(f"/subscriptions/{segment(subscription_id)}",
                                    json={"expirationDateTime": limits.iso(limits.expiration_for(minutes))}) or {}
             break
         except GraphError as exc:
@@ -227,7 +226,7 @@ def _delete_quietly(user_id: str, subscription_id: str, settings) -> bool:
     from shared.graph import GraphError
 
     try:
-        client_for(user_id, settings).delete(f"/subscriptions/{subscription_id}")
+        client_for(user_id, settings).delete(f"/subscriptions/{segment(subscription_id)}")
         return True
     except GraphError as exc:
         if exc.status == 404:

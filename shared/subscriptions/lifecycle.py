@@ -16,6 +16,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from shared.graph.paths import segment
+
 log = logging.getLogger(__name__)
 
 REAUTHORIZATION_REQUIRED = "reauthorizationRequired"
@@ -59,7 +61,7 @@ def handle_lifecycle(request: Any, settings=None) -> None:
         return
     if event == REAUTHORIZATION_REQUIRED:
         try:
-            client_for(request.user_id, settings).post(f"/subscriptions/{sub_id}/reauthorize")
+            client_for(request.user_id, settings).post(f"/subscriptions/{segment(sub_id)}/reauthorize")
             log.info("user %s: subscription %s reauthorized", request.user_id, sub_id)
         except GraphError as exc:
             if exc.status != 404:

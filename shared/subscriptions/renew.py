@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.graph.paths import segment
 from shared.subscriptions import limits
 from shared.subscriptions.create import (
     SubscriptionError,
@@ -144,7 +145,7 @@ def _check_single(item: _Item, settings) -> Callable[[], str]:
         from shared.subscriptions.create import client_for
 
         try:
-            client_for(item.user_id, settings).get(f"/subscriptions/{item.subscription_id}")
+            client_for(item.user_id, settings).get(f"/subscriptions/{segment(item.subscription_id)}")
             return CHECKED
         except GraphError as exc:
             if exc.status != 404:
@@ -175,7 +176,7 @@ def _batch_renew(items: list[_Item], settings) -> list[tuple[str, str, str | Non
 
     minutes = {i.user_id: limits.lifetime_minutes(settings, i.account.subscription_lifetime_minutes)
                for i in items}
-    requests = [{"id": str(n), "method": "PATCH", "url": f"/subscriptions/{item.subscription_id}",
+    requests = [{"id": str(n), "method": "PATCH", "url": f"/subscriptions/{segment(item.subscription_id)}",
                  "body": {"expirationDateTime": limits.iso(limits.expiration_for(minutes[item.user_id]))}}
                 for n, item in enumerate(items)]
     try:

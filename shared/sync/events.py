@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.graph.paths import segment
 from shared.sync.context import SyncContext
 from shared.sync.delta import Source, sync_calendar
 from shared.sync.window import graph_time
@@ -21,7 +22,7 @@ def source_for(ctx: SyncContext, calendar: dict[str, Any]) -> Source:
     name = calendar.get("name") or calendar["id"][:12]
     if calendar.get("isDefaultCalendar"):
         return Source(f"{ctx.prefix}/calendarView/delta", window, delta=True, label=f"{name} (delta)")
-    path = f"{ctx.prefix}/calendars/{calendar['id']}/calendarView"
+    path = f"{ctx.prefix}/calendars/{segment(calendar['id'])}/calendarView"
     if ctx.settings.delta_other_calendars:
         return Source(f"{path}/delta", window, delta=True, label=f"{name} (delta)")
     return Source(path, window, delta=False, label=f"{name} (listing)")
