@@ -85,7 +85,7 @@ def handle(settings, body: bytes) -> Reply:
 
 def linked(settings, user_id: str, refresh_token: str) -> Reply:
     from shared.auth import graph_http
-    from shared.auth.signin import link_delegated
+    from shared.auth.signin import link_delegated, linked_as
     from shared.auth.tokens import GrantRejected, get_token_service
     from shared.queues.messages import SyncRequest
 
@@ -98,6 +98,10 @@ def linked(settings, user_id: str, refresh_token: str) -> Reply:
         me = graph_http.get_json(settings, "/me", result["access_token"])
     except graph_http.GraphError as exc:
         return _bad(f"could not read /me with the token: {exc}", 502)
+    others = [linked for linked in linked_as(deps.repository(settings), str(me.get("id") or "")) if linked != user_id]
+    if others:  # one mailbox, one account id: two ids would fight over the same event rows
+        return _bad(f"this mailbox is already linked as microsoft_user_id {others[0][:128]}; "
+                    "send UNLINKED for that id first, or use it", 409)
     link_delegated(settings, user_id, me, result.get("refresh_token") or refresh_token, result)
     deps.enqueue(SyncRequest(user_id, "linked", full=True, subscribe=True), settings)
     return Reply(200, {"status": "linked", "microsoft_user_id": user_id, "graph_user_id": me.get("id")})
