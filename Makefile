@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: run test lint lint-infra venv node graphsim bench fixture clean help
+.PHONY: run test fuzz lint lint-infra venv node graphsim bench fixture clean help
 
 help:
 	@echo "make run     - local Functions host on http://127.0.0.1:7071 (demo against the Graph simulator"
@@ -16,6 +16,8 @@ help:
 	@echo "make test    - install what is needed, then lint and run every test against real services"
 	@echo "make graphsim- the Graph simulator alone, with a demo tenant"
 	@echo "make bench   - benchmarks (figures printed side by side)"
+	@echo "make fuzz    - the HTTP-trigger fuzz test at length: FUZZ_EXAMPLES (10,000) cases per anonymous"
+	@echo "               endpoint, FUZZ_KEYED_EXAMPLES (1,000) per function-key endpoint"
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +38,13 @@ run: venv
 
 test: venv node lint lint-infra
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+FUZZ_EXAMPLES ?= 10000
+FUZZ_KEYED_EXAMPLES ?= 1000
+
+fuzz: venv
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_KEYED_EXAMPLES=$(FUZZ_KEYED_EXAMPLES) \
+		$(BIN)/python -m pytest tests/fuzz -q -s -o timeout=0 $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff check .

@@ -77,6 +77,8 @@ def validation_reply(token: str) -> Reply:
         return _error(400, f"validationToken longer than {MAX_TOKEN_CHARS} characters")
     if any(ord(ch) < 32 and ch not in "\t" for ch in token):
         return _error(400, "validationToken contains control characters")
+    if not token.isascii() and any(0xD800 <= ord(ch) <= 0xDFFF for ch in token):
+        return _error(400, "validationToken is not valid Unicode text")
     return Reply(200, token, "text/plain")
 
 
