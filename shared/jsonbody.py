@@ -63,7 +63,8 @@ def _text(value: str) -> None:
 
 
 def plain_text(value: object, max_chars: int) -> bool:
-    """A non-empty single-line string of at most `max_chars` without control characters (ids, hints):
-    what every backend stores and every header or URL carries unchanged (PostgreSQL refuses NUL)."""
+    """A non-empty single-line string of at most `max_chars` without control characters or unpaired
+    surrogates (ids, hints): what every backend stores and every header or URL carries unchanged
+    (PostgreSQL refuses NUL, UTF-8 refuses surrogates)."""
     return (isinstance(value, str) and 0 < len(value) <= max_chars
-            and not any(ord(ch) < 32 or ord(ch) == 127 for ch in value))
+            and not any(ord(ch) < 32 or ord(ch) == 127 or 0xD800 <= ord(ch) <= 0xDFFF for ch in value))

@@ -147,6 +147,16 @@ def test_absurd_start_parameters_are_400(sim_app, query):
     assert answer.status_code == 400 and b"Traceback" not in answer.get_body()
 
 
+@pytest.mark.parametrize("params", [{"login_hint": "\ud800"}, {"microsoft_user_id": "a\udfff"}])
+def test_surrogates_in_start_parameters_are_400(sim_app, params):
+    import azure.functions as func
+
+    from tests.accounts.helpers import function
+
+    answer = function("oauth_start")(func.HttpRequest("GET", START, headers={}, params=params, body=b""))
+    assert answer.status_code == 400 and b"Traceback" not in answer.get_body()
+
+
 def test_denied_consent_is_a_400_page_and_stores_nothing(sim_app):
     sim_app.sim.deny_consent(True)
     _, callback = _authorize(sim_app)
