@@ -85,6 +85,9 @@ def bodies(structured: st.SearchStrategy[Any]) -> st.SearchStrategy[bytes]:
 
 
 def with_known_keys(keys: list[str]) -> st.SearchStrategy[dict[str, Any]]:
+    """Mostly the real keys (to get past 'unknown input'), with hostile values."""
+    if not keys:
+        return st.dictionaries(hostile_text, json_values, max_size=3)
     return st.dictionaries(st.sampled_from(keys) | hostile_text, json_values | st.sampled_from(keys), max_size=6)
 
 
@@ -98,6 +101,7 @@ CONTENT_TYPES = ["application/json", "application/json; charset=utf-16", "text/p
 
 @st.composite
 def requests_for(draw, name: str, endpoint: Any, app: types.SimpleNamespace) -> func.HttpRequest:
+    action = draw(st.sampled_from(sorted(app.inputs_of)) | hostile_text)  # a real action, or not
     params = draw(st.dictionaries(st.sampled_from(QUERY_KEYS) | hostile_text, hostile_text, max_size=5))
     if name.startswith("graph_") and draw(st.booleans()):
         params.update(app.routing)  # a genuine sid/kid gets the batch past the key lookup
@@ -117,15 +121,12 @@ def requests_for(draw, name: str, endpoint: Any, app: types.SimpleNamespace) -> 
             "type": st.sampled_from(["LINKED", "REFRESHED", "RESYNC", "UNLINKED"]) | json_values,
             "microsoft_user_id": st.just(app.alice) | hostile_text | json_values,
             "refresh_token": hostile_text | json_values}),
-        "run_action": st.fixed_dictionaries({}, optional={
-            "user_id": st.just(app.alice) | hostile_text | json_values,
+        "run_action": st.fixed_dictionaries({"user_id": st.just(app.alice) | hostile_text | json_values}, optional={
             "app_only": st.booleans() | json_values,
-            "inputs": with_known_keys(app.input_names)}),
+            "inputs": with_known_keys(app.inputs_of.get(action, []))}),
     }.get(name, json_values)
     body = draw(bodies(structured)) if "POST" in endpoint.methods else b""
-    route_params = {}
-    if "{action}" in endpoint.route:
-        route_params["action"] = draw(st.sampled_from(app.action_slugs) | hostile_text)
+    route_params = {"action": action} if "{action}" in endpoint.route else {}
     query = "&".join(f"{urllib.parse.quote(k, errors='surrogatepass')}="
                      f"{urllib.parse.quote(v, errors='surrogatepass')}" for k, v in params.items())
     return func.HttpRequest(endpoint.methods[0], f"http://127.0.0.1:7071/api/{endpoint.route}?{query}",
@@ -163,8 +164,7 @@ def fuzz_app(graphsim, app_env, monkeypatch, webhook_receiver) -> types.SimpleNa
     state = urllib.parse.parse_qs(urllib.parse.urlsplit(start.headers["Location"]).query)["state"][0]
     return types.SimpleNamespace(
         alice=alice, routing=routing, client_state=target.client_state, state_sample=state,
-        action_slugs=sorted(ACTIONS),
-        input_names=sorted({i.name for a in ACTIONS.values() for i in a.inputs}))
+        inputs_of={slug: [i.name for i in act.inputs] for slug, act in ACTIONS.items()})
 
 
 def check(name: str, request: func.HttpRequest, response: func.HttpResponse) -> None:
