@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 PORT ?= 7071
 
-.PHONY: run test lint lint-infra venv node graphsim bench fixture clean help
+.PHONY: run test fuzz lint lint-infra venv node graphsim bench fixture clean help
 
 help:
 	@echo "make run [PORT=7071] - local Functions host on http://127.0.0.1:PORT: the demo against the Graph"
@@ -24,6 +24,8 @@ help:
 	@echo "make fixture         - CREATE TABLE of microsoft_calendar_user_v1 (python -m shared fixture --help)"
 	@echo "make clean           - remove what make installed and the local state: .venv, .venv-infra,"
 	@echo "                       node_modules, .data (the demo's and the embedded rows), caches"
+	@echo "make fuzz            - the HTTP-trigger fuzz test at length: FUZZ_EXAMPLES (10,000) cases per anonymous"
+	@echo "                       endpoint, FUZZ_KEYED_EXAMPLES (1,000) per function-key endpoint"
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +46,13 @@ run: venv
 
 test: venv node lint lint-infra
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+FUZZ_EXAMPLES ?= 10000
+FUZZ_KEYED_EXAMPLES ?= 1000
+
+fuzz: venv
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_KEYED_EXAMPLES=$(FUZZ_KEYED_EXAMPLES) \
+		$(BIN)/python -m pytest tests/fuzz -q -s -o timeout=0 $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff check .

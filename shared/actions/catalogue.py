@@ -186,6 +186,15 @@ def _coerce(spec: Input, value: Any) -> Any:
     return value
 
 
+def strings(value: list[Any] | None, name: str) -> list[str]:
+    """A list input whose items must be text (addresses, change types): anything else is an InputError."""
+    items = list(value or [])
+    bad = [item for item in items if not isinstance(item, str)]
+    if bad:
+        raise InputError(name, f"expected a list of strings, got the item {json.dumps(bad[0], default=str)[:64]}")
+    return items
+
+
 def parse_timestamp(at: str, name: str) -> dt.datetime:
     """An ISO 8601 input (`Z` accepted), or an InputError naming the input."""
     try:

@@ -9,9 +9,9 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 from shared.actions.catalogue import InputError, parse_timestamp
+from shared.graph.paths import InvalidSegment, segment
 
 if TYPE_CHECKING:
     from shared.config import Settings
@@ -32,7 +32,7 @@ class ActionContext:
             return "/me"
         if not self.user_id:
             raise InputError("user_id", "app-only actions on a mailbox need a user id")
-        return f"/users/{quote(self.user_id, safe='@')}"
+        return f"/users/{seg(self.user_id, 'user_id')}"
 
     @property
     def resource_me(self) -> str:
@@ -40,9 +40,12 @@ class ActionContext:
         return self.me.lstrip("/")
 
 
-def seg(value: str) -> str:
-    """One path segment from user input (ids may hold '/', '+', '=')."""
-    return quote(str(value), safe="=")
+def seg(value: str, input_name: str | None = None) -> str:
+    """One path segment from user input (ids may hold '/', '+', '='); a bad id is an InputError (400)."""
+    try:
+        return segment(value)
+    except InvalidSegment as exc:
+        raise InputError(input_name, str(exc)) from None
 
 
 def list_result(ctx: ActionContext, path: str, values: dict[str, Any],

@@ -7,7 +7,7 @@ import email
 import email.policy
 from typing import Any
 
-from shared.actions.catalogue import Input, InputError, action, paging_inputs
+from shared.actions.catalogue import Input, InputError, action, paging_inputs, strings
 from shared.actions.context import ActionContext, done, list_result, seg
 
 
@@ -107,9 +107,7 @@ def delete_message(ctx: ActionContext, v: dict[str, Any]) -> Any:
 
 
 def _recipients(value: list[Any] | None, name: str) -> list[dict[str, Any]]:
-    if any(not isinstance(a, str) for a in value or []):
-        raise InputError(name, "expected email addresses (strings)")
-    return [{"emailAddress": {"address": a.strip()}} for a in value or [] if a.strip()]
+    return [{"emailAddress": {"address": a.strip()}} for a in strings(value, name) if a.strip()]
 
 
 def _content_bytes(name: str, filename: str, value: Any) -> str:

@@ -1,8 +1,10 @@
 """Raw Request: any Graph call the catalogue lacks, on the configured Graph base only.
 
 The path is joined to GRAPH_BASE_URL (the Artisan connector's "path suffix");
-an absolute URL is accepted only on that same origin, so the token is never
-sent elsewhere (ForeignHostError -> HTTP 400). Retry inputs are the Outlook connector's;
+an absolute URL is accepted only below that base as urllib3 resolves it, and
+backslashes, userinfo, control characters and dot segments are refused, so the
+token is never sent elsewhere (ForeignHostError -> HTTP 400; see
+shared/graph/client.py). Retry inputs are the Outlook connector's;
 Graph throttling (429/503/504 with Retry-After) is always honoured.
 """
 

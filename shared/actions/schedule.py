@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.actions.catalogue import Input, InputError, action, time_inputs
+from shared.actions.catalogue import Input, InputError, action, strings, time_inputs
 from shared.actions.context import ActionContext, date_time_zone
 
 
@@ -20,7 +20,7 @@ def get_schedule(ctx: ActionContext, v: dict[str, Any]) -> Any:
     if not 5 <= interval <= 1440:
         raise InputError("availability_view_interval", "must be between 5 and 1440 minutes")
     body = {
-        "schedules": [str(s) for s in v["schedules"]],
+        "schedules": strings(v["schedules"], "schedules"),
         "startTime": date_time_zone(v["start_at"], v["start_timezone"], "start_at"),
         "endTime": date_time_zone(v["end_at"], v["end_timezone"], "end_at"),
         "availabilityViewInterval": interval,

@@ -16,7 +16,7 @@ import datetime as dt
 import secrets
 from typing import TYPE_CHECKING, Any
 
-from shared.actions.catalogue import Input, InputError, action
+from shared.actions.catalogue import Input, InputError, action, strings
 from shared.actions.context import ActionContext, done, seg, utc_timestamp
 
 if TYPE_CHECKING:
@@ -141,9 +141,7 @@ def _create(ctx: ActionContext, v: dict[str, Any], resource: str, change_type: s
 
 
 def _change_types(value: list[Any], name: str) -> str:
-    if any(not isinstance(k, str) for k in value):
-        raise InputError(name, f"change types must be among {', '.join(CHANGE_TYPES)}")
-    kinds = [k.strip().lower() for k in value if k.strip()]
+    kinds = [k.strip().lower() for k in strings(value, name) if k.strip()]
     bad = [k for k in kinds if k not in CHANGE_TYPES]
     if bad or not kinds:
         raise InputError(name, f"change types must be among {', '.join(CHANGE_TYPES)}")

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.auth import deps, graph_http
+from shared.graph.paths import segment
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +38,12 @@ def resolve_users(settings) -> tuple[list[dict[str, Any]], list[tuple[str, str]]
     failures: list[tuple[str, str]] = []
     for entry in settings.app_only_users:
         try:
-            user = graph.get(f"/users/{graph_http.quote_segment(entry)}", params={"$select": _USER_FIELDS})
+            user = graph.get(f"/users/{segment(entry)}", params={"$select": _USER_FIELDS})
             users[user["id"]] = user
         except (graph_http.GraphError, KeyError) as exc:
             failures.append((entry, str(exc)))
     if settings.app_only_group:
-        path = f"/groups/{graph_http.quote_segment(settings.app_only_group)}/members"
+        path = f"/groups/{segment(settings.app_only_group)}/members"
         try:
             for member in graph.iter_values(path, params={"$select": _USER_FIELDS}):
                 kind = member.get("@odata.type", "#microsoft.graph.user")

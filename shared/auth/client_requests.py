@@ -47,6 +47,7 @@ _REQUEST_FIELDS = frozenset({"type", "microsoft_user_id", "refresh_token", "encr
 WEBHOOKDB_SECRET = "whdb-webhook-secret"  # noqa: S105 - a name in the secret store, not a value
 WEBHOOKDB_SECRET_HEADER = "Whdb-Webhook-Secret"  # noqa: S105 - a header name
 ABSENT_RECHECK_SECONDS = 60.0  # a secret stored later opens the route within this time
+MAX_BODY_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -60,8 +61,10 @@ def _bad(message: str, status: int = 400) -> Reply:
 
 
 def _field(payload: dict[str, Any], name: str) -> str | None:
+    from shared.jsonbody import plain_text
+
     value = payload.get(name)
-    if not isinstance(value, str) or not value.strip() or len(value) > MAX_FIELD_LENGTH:
+    if not plain_text(value, MAX_FIELD_LENGTH) or not value.strip():
         return None
     return value.strip()
 
@@ -120,10 +123,12 @@ def client_fields(payload: dict[str, Any]) -> dict[str, Any] | None:
 
 def handle(settings, body: bytes) -> Reply:
     """Validate and execute one request; never raises for a client's mistake."""
+    from shared import jsonbody
+
     try:
-        payload = json.loads(body or b"")
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return _bad("body must be JSON")
+        payload = jsonbody.parse(body or b"", max_bytes=MAX_BODY_BYTES)
+    except jsonbody.BodyError as exc:
+        return _bad(f"body must be JSON: {exc.message}", exc.status)
     if not isinstance(payload, dict):
         return _bad("body must be a JSON object")
     kind = payload.get("type")
@@ -156,7 +161,7 @@ def handle(settings, body: bytes) -> Reply:
 
 def linked(settings, user_id: str, refresh_token: str, extra: dict[str, Any] | None = None) -> Reply:
     from shared.auth import graph_http
-    from shared.auth.signin import link_delegated
+    from shared.auth.signin import link_delegated, linked_as
     from shared.auth.tokens import GrantRejected, get_token_service
     from shared.queues.messages import SyncRequest
 
@@ -169,6 +174,10 @@ def linked(settings, user_id: str, refresh_token: str, extra: dict[str, Any] | N
         me = graph_http.get_json(settings, "/me", result["access_token"])
     except graph_http.GraphError as exc:
         return _bad(f"could not read /me with the token: {exc}", 502)
+    others = [linked for linked in linked_as(deps.repository(settings), str(me.get("id") or "")) if linked != user_id]
+    if others:  # one mailbox, one account id: two ids would fight over the same event rows
+        return _bad(f"this mailbox is already linked as microsoft_user_id {others[0][:128]}; "
+                    "send UNLINKED for that id first, or use it", 409)
     link_delegated(settings, user_id, me, result.get("refresh_token") or refresh_token, result)
     if extra:
         deps.repository(settings).upsert_user(user_id, {**me, **extra})

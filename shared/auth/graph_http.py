@@ -7,7 +7,6 @@ clients (retries, Retry-After, mailbox cap).
 
 from __future__ import annotations
 
-import urllib.parse
 from typing import Any
 
 from shared.graph.errors import GraphError
@@ -25,9 +24,4 @@ def get_json(settings, path: str, token: str, **kwargs: Any) -> dict[str, Any]:
     return with_token(settings, token).get(path, **kwargs)
 
 
-def quote_segment(value: str) -> str:
-    """A path segment (ids, UPNs) with everything but '@' escaped."""
-    return urllib.parse.quote(value, safe="@")
-
-
-__all__ = ["GraphError", "get_json", "quote_segment", "with_token"]
+__all__ = ["GraphError", "get_json", "with_token"]

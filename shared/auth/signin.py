@@ -1,9 +1,18 @@
 """Interactive sign-in: authorization code flow with PKCE through MSAL.
 
-`start` creates the flow (MSAL adds PKCE, nonce and offline_access) and keeps
-it server-side under its state; `complete` takes that flow (single use),
-redeems the code, reads `/me`, and only then writes anything: the user row
-with the encrypted refresh token, the account state, and the first sync.
+`start` creates the flow (MSAL adds PKCE, nonce and offline_access) and seals
+it into the state (flow_store.py: nothing is stored by an anonymous start);
+`complete` opens it, redeems the code, reads `/me`, claims the state (single
+use), and only then writes anything: the user row with the encrypted refresh
+token, the account state, and the first sync.
+
+Whose account: always the identity that signed in. The account id is the one
+already linked to that Microsoft identity (`graph_user_id`), else its Graph
+object id -- so one mailbox maps to one account id, and signing in again
+re-links (updates) that account instead of creating a second one that would
+fight it over the same event rows. A request can only ask to *re-consent* an
+account (`microsoft_user_id`): the callback refuses with 403 and stores
+nothing when the person who signed in is not that account's identity.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ log = logging.getLogger(__name__)
 
 CALLBACK_PATH = "/api/oauth/callback"
 MAX_USER_ID_LENGTH = 255
+MAX_LOGIN_HINT_LENGTH = 320  # the longest e-mail address / principal name
 
 
 @dataclass(frozen=True)
@@ -39,11 +49,14 @@ def start(settings, *, microsoft_user_id: str | None = None, login_hint: str | N
     """Begin a sign-in; returns the authorize URL to send the browser to."""
     from shared.auth.flow_store import get_flow_store
     from shared.auth.msal_app import authority_of, delegated_scopes
+    from shared.jsonbody import plain_text
 
-    if microsoft_user_id is not None and not (0 < len(microsoft_user_id) <= MAX_USER_ID_LENGTH):
-        raise SigninError(f"microsoft_user_id must be 1-{MAX_USER_ID_LENGTH} characters")
+    if microsoft_user_id is not None and not plain_text(microsoft_user_id, MAX_USER_ID_LENGTH):
+        raise SigninError(f"microsoft_user_id must be 1-{MAX_USER_ID_LENGTH} characters of text")
+    if login_hint is not None and not plain_text(login_hint, MAX_LOGIN_HINT_LENGTH):
+        raise SigninError(f"login_hint must be 1-{MAX_LOGIN_HINT_LENGTH} characters of text")
     _, extra = authority_of(settings)
-    state = secrets.token_urlsafe(32)
+    placeholder = secrets.token_urlsafe(16)  # replaced by the sealed flow once MSAL made the verifier
     with warnings.catch_warnings():
         # MSAL recommends form_post; the callback is a GET by contract (WebhookDB-style apps and
         # the simulator), and the code it carries is single-use and bound to our PKCE verifier.
@@ -51,13 +64,23 @@ def start(settings, *, microsoft_user_id: str | None = None, login_hint: str | N
         flow = deps.msal_app(settings).initiate_auth_code_flow(
             delegated_scopes(settings),
             redirect_uri=redirect_uri(settings),
-            state=state,
+            state=placeholder,
             login_hint=login_hint or None,
             prompt=extra.get("prompt"),
             domain_hint=extra.get("domain_hint"),
         )
-    get_flow_store(settings).put(state, flow, microsoft_user_id=microsoft_user_id)
-    return flow["auth_uri"]
+    state = get_flow_store(settings).seal(flow, reconsent_user_id=microsoft_user_id)
+    return _with_state(flow["auth_uri"], placeholder, state)
+
+
+def _with_state(auth_uri: str, placeholder: str, state: str) -> str:
+    """MSAL's authorize URL with its `state` parameter set to the sealed flow (every other
+    parameter kept exactly as MSAL wrote it)."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(auth_uri)
+    query = [(k, state if k == "state" and v == placeholder else v) for k, v in parse_qsl(parts.query)]
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def _describe_denial(params: dict[str, str]) -> str:
@@ -78,19 +101,20 @@ def complete(settings, params: dict[str, str]) -> SigninResult:
     from shared.auth.msal_app import delegated_scopes
     from shared.queues.messages import SyncRequest
 
-    state = params.get("state") or ""
-    record = get_flow_store(settings).take(state) if state else None  # consumed even on denial
     if params.get("error"):
         raise SigninError(_describe_denial(params))
+    state = params.get("state") or ""
     if not state or not params.get("code"):
         raise SigninError("The sign-in response is missing its code or state.")
-    if record is None:
-        raise SigninError("This sign-in link is unknown, expired or was already used. Please start again.")
+    flows = get_flow_store(settings)
+    flow = flows.open(state, redirect_uri(settings))
+    if flow is None:
+        raise SigninError("This sign-in link is unknown or expired. Please start again.")
     try:
         result = deps.msal_app(settings).acquire_token_by_auth_code_flow(
-            record["flow"], params, scopes=delegated_scopes(settings))
-    except ValueError as exc:  # MSAL: state mismatch or malformed response
-        raise SigninError(f"The sign-in response does not match its request ({exc}).") from None
+            dict(flow.msal_flow), params, scopes=delegated_scopes(settings))
+    except (ValueError, RuntimeError) as exc:  # MSAL: state or nonce mismatch, malformed response
+        raise SigninError(f"The sign-in response does not match its request ({type(exc).__name__}).") from None
     except OSError as exc:
         raise SigninError(f"The identity platform could not be reached ({type(exc).__name__}).", 502) from None
     if "error" in result or "access_token" not in result:
@@ -108,13 +132,34 @@ def complete(settings, params: dict[str, str]) -> SigninResult:
     graph_user_id = str(me.get("id") or "")
     if not graph_user_id:
         raise SigninError("Microsoft Graph returned a profile without an id.", 502)
-    user_id = record.get("microsoft_user_id") or graph_user_id
+    signed_in = (result.get("id_token_claims") or {}).get("oid")
+    if signed_in and signed_in != graph_user_id:
+        raise SigninError("The identity token and the profile name different accounts. Nothing was stored.", 403)
+    user_id = account_id_for(deps.repository(settings), graph_user_id)
+    if flow.reconsent_user_id and flow.reconsent_user_id != user_id:
+        who = me.get("userPrincipalName") or me.get("displayName") or "another account"
+        raise SigninError(f"You signed in as {who}, which is not the account this link re-connects. "
+                          "Nothing was stored; sign in with that account, or start a new link.", 403)
+    if not flows.claim(state, flow):
+        raise SigninError("This sign-in link was already used. Please start again.")
     link_delegated(settings, user_id, me, refresh_token, result)
     deps.enqueue(SyncRequest(user_id, "linked", full=True, subscribe=True), settings)
     log.info("account linked by sign-in: %s (user %s)", me.get("mail") or me.get("userPrincipalName") or user_id,
              user_id)
     return SigninResult(user_id, graph_user_id, str(me.get("displayName") or ""),
                         str(me.get("userPrincipalName") or ""))
+
+
+def linked_as(repo: Any, graph_user_id: str) -> list[str]:
+    """Account ids already linked to the Microsoft identity `graph_user_id` (normally none or one)."""
+    return sorted(a.microsoft_user_id for a in repo.list_accounts()
+                  if a.graph_user_id == graph_user_id and a.status != "unlinked")
+
+
+def account_id_for(repo: Any, graph_user_id: str) -> str:
+    """The one account id of a Microsoft identity: the account linked to it, else its object id."""
+    ids = linked_as(repo, graph_user_id)
+    return graph_user_id if not ids or graph_user_id in ids else ids[0]
 
 
 def link_delegated(settings, user_id: str, me: dict[str, Any], refresh_token: str,

@@ -7,20 +7,28 @@ $batch, and a per-mailbox concurrency cap.
 
 The token never leaves the configured Graph host: a relative path is joined to
 the base URL, and an absolute URL (nextLink, deltaLink, raw request) is
-accepted only if its scheme, host and port equal the base's.
+accepted only if urllib3 -- the parser requests connects with -- resolves it
+to the base's scheme, host and port, below the base path. Backslashes,
+control characters, userinfo, fragments and dot segments are refused before
+parsing (parsers disagree on them: urlsplit keeps `a\\@b` as host `b`, urllib3
+connects to `a`). Redirects are followed only for requests without a body;
+requests drops the Authorization header when a redirect leaves the origin.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import requests
 from requests.structures import CaseInsensitiveDict
+from urllib3.exceptions import LocationParseError
+from urllib3.util import parse_url
 
 from shared.graph.errors import ForeignHostError, GraphError, ThrottledError, parse_error_body
 from shared.graph.limits import mailbox_slots
@@ -33,14 +41,29 @@ DEFAULT_PORTS = {"https": 443, "http": 80}
 
 
 def origin_of(url: str) -> tuple[str, str, int | None]:
-    """(scheme, host, port) with default ports filled in, for same-origin checks."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
+    """(scheme, host, port) with default ports filled in, as urllib3 (requests' parser) reads them."""
     try:
-        port = parts.port
-    except ValueError:
-        port = -1  # malformed port: never equal to a real origin
-    return scheme, (parts.hostname or "").lower(), port or DEFAULT_PORTS.get(scheme)
+        parts = parse_url(url)
+    except LocationParseError:
+        return "", "", -1  # never equal to a real origin
+    scheme = (parts.scheme or "").lower()
+    return scheme, (parts.host or "").lower(), parts.port or DEFAULT_PORTS.get(scheme)
+
+
+# Control characters, space and backslash anywhere before the query; '#' (a fragment is never sent).
+_UNSAFE_BEFORE_QUERY = re.compile(r"[\x00-\x20\x7f\\#]")
+_UNSAFE_IN_QUERY = re.compile(r"[\x00-\x1f\x7f\\]")
+
+
+def unsafe_reason(path_or_url: str) -> str | None:
+    """Why a path or URL is not a plain one the client may send (None when it is)."""
+    head, _, query = path_or_url.partition("?")
+    if _UNSAFE_BEFORE_QUERY.search(head) or _UNSAFE_IN_QUERY.search(query):
+        return "backslashes, control characters, spaces and fragments are not allowed in a Graph URL"
+    path = urlsplit(head).path if is_absolute(head) else head
+    if any(unquote(segment) in (".", "..") for segment in path.split("/")):
+        return "'.' and '..' path segments are not allowed"
+    return None
 
 
 def is_absolute(path_or_url: str) -> bool:
@@ -79,6 +102,7 @@ class GraphClient:
             raise ValueError(f"Graph base URL must be absolute, got {base_url!r}")
         self.base_url = base_url.rstrip("/")
         self.origin = origin_of(self.base_url)
+        self.base_path = (parse_url(self.base_url).path or "").rstrip("/")
         self.token_provider = token_provider
         self.on_unauthorized = on_unauthorized
         self.mailbox = mailbox
@@ -95,12 +119,31 @@ class GraphClient:
 
     # --- URLs -------------------------------------------------------------------------
     def url_for(self, path_or_url: str) -> str:
-        """Join a relative path to the base; accept an absolute URL only on the base's origin."""
-        if is_absolute(path_or_url):
-            if origin_of(path_or_url) != self.origin:
-                raise ForeignHostError(path_or_url, self.base_url)
-            return path_or_url
-        return f"{self.base_url}/{path_or_url.lstrip('/')}"
+        """Join a relative path to the base; accept an absolute URL only below the base, as the
+        HTTP client will resolve it."""
+        reason = unsafe_reason(path_or_url)
+        if reason is not None:
+            raise ForeignHostError(path_or_url, self.base_url, reason)
+        url = path_or_url if is_absolute(path_or_url) else f"{self.base_url}/{path_or_url.lstrip('/')}"
+        reason = self._off_base(url)
+        if reason is not None:
+            raise ForeignHostError(url, self.base_url, reason)
+        return url
+
+    def _off_base(self, url: str) -> str | None:
+        """Why urllib3 (what requests connects with) would not send `url` below the base, or None."""
+        try:
+            parsed = parse_url(url)
+        except LocationParseError:
+            return "the URL cannot be parsed"
+        if parsed.auth is not None:
+            return "user information in a URL is not allowed"
+        if origin_of(url) != self.origin:
+            return "another host"
+        path, base_path = (parsed.path or "").rstrip("/"), self.base_path
+        if path != base_path and not path.startswith(base_path + "/"):
+            return "the path is not below the Graph base"
+        return None
 
     def relative(self, path_or_url: str) -> str:
         """The path of a same-origin URL below the base ('/me/events?...'), as $batch wants it."""
@@ -161,6 +204,10 @@ class GraphClient:
                         method, url, params=params, json=json, data=data, files=files,
                         headers=self._headers(headers), stream=stream,
                         timeout=self.timeout if timeout is None else timeout,
+                        # A 307/308 re-sends the body to wherever it points: a request with a body gets
+                        # the redirect itself as its answer. Bodyless ones follow (Authorization is
+                        # dropped by requests when the redirect changes host, scheme or port).
+                        allow_redirects=json is None and data is None and files is None,
                     )
             except requests.RequestException as exc:
                 retriable = isinstance(exc, requests.ConnectTimeout) or (

@@ -66,11 +66,11 @@ class ThrottledError(GraphError):
 class ForeignHostError(GraphError, ValueError):
     """An absolute URL pointed outside the configured Graph host: refused so the token never leaves it."""
 
-    def __init__(self, url: str, base_url: str) -> None:
+    def __init__(self, url: str, base_url: str, reason: str = "another host") -> None:
         super().__init__(
             400,
             "ForeignHostRefused",
-            f"refusing to send a Graph request to {_origin(url)}: only {_origin(base_url)} "
+            f"refusing to send a Graph request to {_origin(url)} ({reason}): only {_origin(base_url)} "
             "(the configured Graph base) may be called",
             url=None,
         )

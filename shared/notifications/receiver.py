@@ -77,6 +77,8 @@ def validation_reply(token: str) -> Reply:
         return _error(400, f"validationToken longer than {MAX_TOKEN_CHARS} characters")
     if any(ord(ch) < 32 and ch not in "\t" for ch in token):
         return _error(400, "validationToken contains control characters")
+    if not token.isascii() and any(0xD800 <= ord(ch) <= 0xDFFF for ch in token):
+        return _error(400, "validationToken is not valid Unicode text")
     return Reply(200, token, "text/plain")
 
 
@@ -93,10 +95,12 @@ def parse_batch(body: bytes, content_type: str | None) -> list[Any] | Reply:
         return _error(415, "expected Content-Type: application/json")
     if not body:
         return _error(400, "empty body: expected {\"value\": [...]} or a validationToken query parameter")
+    from shared import jsonbody
+
     try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        return _error(400, f"malformed JSON: {exc}")
+        doc = jsonbody.parse(body, max_bytes=MAX_BODY_BYTES)
+    except jsonbody.BodyError as exc:
+        return _error(exc.status, exc.message)
     if not isinstance(doc, dict) or not isinstance(doc.get("value"), list):
         return _error(400, "expected a JSON object with a \"value\" array")
     if len(doc["value"]) > MAX_ITEMS:
@@ -121,16 +125,17 @@ def route(items: list[Any], sid: str | None, kid: str | None, received_at: float
     from shared.queues.messages import SyncRequest
 
     out = Routed()
+    verify = client_state.verifier(sid, kid)
     for item in items:
         if not isinstance(item, dict):
             out.malformed += 1
             continue
-        routing = client_state.verify(sid, kid, item.get("clientState"))
+        routing = verify(item.get("clientState"))
         if routing is None:
             out.rejected += 1
             continue
         event = item.get("lifecycleEvent")
-        if event is not None and event not in LIFECYCLE_EVENTS:
+        if event is not None and (not isinstance(event, str) or event not in LIFECYCLE_EVENTS):
             out.malformed += 1
             continue
         subscription_id = item.get("subscriptionId") if isinstance(item.get("subscriptionId"), str) else None

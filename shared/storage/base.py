@@ -17,7 +17,6 @@ never stored without its pending event; `shared/sync/outbound.py` publishes
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 import time
 import uuid
@@ -60,7 +59,6 @@ from shared.storage.types import (
 ACCOUNT_STATUSES = ("linked", "reauth_required", "unlinked")
 ACCOUNT_MODES = ("delegated", "app_only")
 # A queue message holds 48 KB of text (64 KB once base64-encoded); a row whose JSON is bigger is published
-MAX_FLOW_CHARS = 30_000  # one Table Storage property; MSAL's flow dict is ~2 KB
 
 
 # (table, key) -> (kind, digest) of the rows the current `_atomic` unit has tried to write so far.
@@ -290,12 +288,8 @@ class Repository(ABC):
         """
 
     @abstractmethod
-    def _put_flow(self, key: str, text: str, expires_at_ms: int) -> None:
-        """Insert a sign-in in flight (a key is never reused)."""
-
-    @abstractmethod
-    def _take_flow(self, key: str) -> tuple[str, int] | None:
-        """Delete and return (text, expires_at_ms) atomically: of concurrent takers exactly one gets it."""
+    def _claim_flow(self, key: str, expires_at_ms: int) -> bool:
+        """Insert the marker `key` unless it exists; True for the one caller whose insert made it."""
 
     @abstractmethod
     def _sweep_flows(self, now_ms: int) -> int:
@@ -734,25 +728,17 @@ class Repository(ABC):
             scope = {"microsoft_user_id": user_id, "seq": list(chunk)}
             self._atomic(user_id, lambda tx, scope=scope: self._delete(tx, OUTBOX, user_id, scope))
 
-    # ------------------------------------------------------------------ sign-ins in flight
-    def put_flow(self, key: str, flow: dict[str, Any], expires_at: datetime) -> None:
-        """Keep a sign-in's flow until `expires_at`; expired flows of earlier sign-ins are swept here."""
-        text = canonical_json(flow)
-        if not key or len(key) > 128 or len(text) > MAX_FLOW_CHARS:
-            raise ValueError("a flow needs a key of 1-128 characters and at most 30,000 characters of JSON")
-        self._put_flow(key, text, int(_utc(expires_at).timestamp() * 1000))
-        with suppress(Exception):  # housekeeping never fails a sign-in; the next put sweeps again
-            self._sweep_flows(int(time.time() * 1000))
-
-    def take_flow(self, key: str) -> dict[str, Any] | None:
-        """The flow stored under `key`, removed as it is read: one caller gets it, ever; None when
-        unknown, already taken or expired."""
+    # ------------------------------------------------------------------ sign-in states used
+    def claim_flow(self, key: str, expires_at: datetime) -> bool:
+        """Record that the sign-in state `key` was used: True the first time, False ever after (until
+        `expires_at`, when the state itself has expired). Atomic across instances; expired markers
+        of earlier sign-ins are swept here."""
         if not key or len(key) > 128:
-            return None
-        taken = self._take_flow(key)
-        if taken is None or taken[1] < time.time() * 1000:
-            return None
-        return json.loads(taken[0])
+            raise ValueError("a sign-in state key has 1-128 characters")
+        claimed = self._claim_flow(key, int(_utc(expires_at).timestamp() * 1000))
+        with suppress(Exception):  # housekeeping never fails a sign-in; the next claim sweeps again
+            self._sweep_flows(int(time.time() * 1000))
+        return claimed
 
     def counts(self, user_id: str | None = None) -> dict[str, int]:
         return {spec.name: self._count(spec, user_id) for spec in (USERS, CALENDARS, EVENTS, ACCOUNTS, CURSORS)}

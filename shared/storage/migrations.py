@@ -57,8 +57,8 @@ ALLOCATE_OUTBOX_SEQ = (
     "ON CONFLICT (microsoft_user_id) DO UPDATE SET last_seq = s.last_seq + EXCLUDED.last_seq RETURNING last_seq"
 )
 
-# Sign-ins in flight: a plain insert (a state is never reused), a take that is a single DELETE ... RETURNING
-# (one caller gets the row, every other one nothing), and the sweep of expired ones.
-PUT_FLOW = "INSERT INTO microsoft_calendar_oauth_flow_v1 (flow_key, flow, expires_at_ms) VALUES ({p}, {p}, {p})"
-TAKE_FLOW = "DELETE FROM microsoft_calendar_oauth_flow_v1 WHERE flow_key = {p} RETURNING flow, expires_at_ms"
+# Sign-in states used: an insert that only the first caller makes (RETURNING says whether it was us), and
+# the sweep of markers whose state has expired anyway. The `flow` column (once the stored flow) holds "used".
+CLAIM_FLOW = ("INSERT INTO microsoft_calendar_oauth_flow_v1 (flow_key, flow, expires_at_ms) VALUES ({p}, 'used', {p}) "
+              "ON CONFLICT (flow_key) DO NOTHING RETURNING flow_key")
 SWEEP_FLOWS = "DELETE FROM microsoft_calendar_oauth_flow_v1 WHERE expires_at_ms < {p}"

@@ -9,7 +9,7 @@ Roles: `key` (remote id), `meta` (row_created_at/row_updated_at, set by the
 repository), `derived` (read from `data`), `context` (given by the caller:
 owner user, parent calendar), `managed` (set by dedicated methods: refresh
 token, subscription), `data` (the raw JSON). Operational tables (accounts,
-cursors, round markers, leases, the outbox, sign-ins in flight, calendar subscriptions,
+cursors, round markers, leases, the outbox, used sign-in states, calendar subscriptions,
 schema_version)
 use `state` columns.
 """
@@ -199,8 +199,9 @@ OUTBOX = TableSpec(
 # which orders one user's concurrent writers.
 OUTBOX_SEQ = state("microsoft_calendar_outbox_seq_v1", "outboxseq", ("microsoft_user_id",), _s("last_seq", INT))
 
-# Sign-ins in flight (MSAL's auth-code flow: state, PKCE verifier, nonce) between /oauth/start and
-# /oauth/callback, keyed by sha256(state); taken once, atomically.
+# Sign-in states already used, keyed by sha256(state), until the state itself expires (the flow travels
+# sealed inside the state, see shared/auth/flow_store.py; the `flow` column holds "used"). Claimed once,
+# atomically. The table name predates this; it once held the flows themselves.
 OAUTH_FLOWS = state(
     "microsoft_calendar_oauth_flow_v1", "oauthflows", ("flow_key",),
     _s("flow"), Column("expires_at_ms", INT, STATE, indexed=True),

@@ -1,6 +1,6 @@
 """What the two SQL backends share: the operational statements of `migrations.py`.
 
-Leases, outbox sequence numbers and sign-ins in flight are one statement each,
+Leases, outbox sequence numbers and used sign-in states are one statement each,
 written once in `migrations.py` with a `{p}` placeholder; PostgreSQL (`%s`) and
 SQLite (`?`) run them through these methods. Both drivers' connections answer
 `execute(...)` with a cursor that has `fetchone()` and `rowcount`.
@@ -34,14 +34,9 @@ class SqlRepository(base.Repository):
     def _allocate(self, tx: Any, user_id: str, count: int) -> int:
         return self._run(tx, migrations.ALLOCATE_OUTBOX_SEQ, (user_id, count)).fetchone()[0]
 
-    def _put_flow(self, key: str, text: str, expires_at_ms: int) -> None:
+    def _claim_flow(self, key: str, expires_at_ms: int) -> bool:
         with self._transaction(key) as conn:
-            self._run(conn, migrations.PUT_FLOW, (key, text, expires_at_ms))
-
-    def _take_flow(self, key: str) -> tuple[str, int] | None:
-        with self._transaction(key) as conn:
-            row = self._run(conn, migrations.TAKE_FLOW, (key,)).fetchone()
-        return (row[0], int(row[1])) if row else None
+            return self._run(conn, migrations.CLAIM_FLOW, (key, expires_at_ms)).fetchone() is not None
 
     def _sweep_flows(self, now_ms: int) -> int:
         with self._transaction("") as conn:

@@ -24,8 +24,8 @@ Key design (see also docs/STORAGE.md):
   they are committed first, before any row they describe: a crash in between
   leaves entries for changes not stored yet (the replayed page records them
   again, with the same de-dup id), never a stored change without its entry.
-- Sign-ins in flight are entities of the meta table (PartitionKey `oauthflow`,
-  RowKey = sha256(state) hex); taking one is get + delete with If-Match.
+- Used sign-in states are entities of the meta table (PartitionKey `oauthflow`,
+  RowKey = sha256(state) hex); claiming one is a create (409 = used already).
 - Newer-wins under concurrent writers: rows are read with their ETag; updates
   are `UpdateMode.REPLACE` with `If-Match`, inserts are `create`; a 409/412/404
   fails the transaction and the whole unit is re-read and retried.
@@ -511,25 +511,15 @@ class TablesRepository(base.Repository):
         except (ResourceNotFoundError, HttpResponseError):
             pass  # gone, or taken over after expiry: nothing of ours to release
 
-    def _put_flow(self, key: str, text: str, expires_at_ms: int) -> None:
-        self._clients["meta"].create_entity({"PartitionKey": FLOW_PARTITION, "RowKey": tablekeys.encode_key(key),
-                                             "flow": text,
-                                             "expires_at_ms": EntityProperty(expires_at_ms, EdmType.INT64)})
-
-    def _take_flow(self, key: str) -> tuple[str, int] | None:
-        """Read, then delete with If-Match: a 404/412 means another caller took it first.
-
-        The delete is a one-operation transaction because `delete_entity` reports a missing entity as
-        success, which would let every concurrent taker believe it won.
-        """
-        meta, row_key = self._clients["meta"], tablekeys.encode_key(key)
+    def _claim_flow(self, key: str, expires_at_ms: int) -> bool:
+        """Insert (never upsert): of concurrent callers exactly one creates the entity, the others get 409."""
         try:
-            entity = meta.get_entity(FLOW_PARTITION, row_key)
-            self._submit(meta, [("delete", {"PartitionKey": FLOW_PARTITION, "RowKey": row_key},
-                                 {"etag": entity.metadata["etag"], "match_condition": MatchConditions.IfNotModified})])
-        except (ResourceNotFoundError, base.Conflict):
-            return None
-        return entity["flow"], self._value(schema.INT, entity["expires_at_ms"])
+            self._clients["meta"].create_entity({
+                "PartitionKey": FLOW_PARTITION, "RowKey": tablekeys.encode_key(key), "flow": "used",
+                "expires_at_ms": EntityProperty(expires_at_ms, EdmType.INT64)})
+        except ResourceExistsError:
+            return False
+        return True
 
     def _sweep_flows(self, now_ms: int) -> int:
         meta = self._clients["meta"]

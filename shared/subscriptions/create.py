@@ -18,8 +18,8 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
+from shared.graph.paths import segment
 from shared.subscriptions import limits
 
 log = logging.getLogger(__name__)
@@ -77,18 +77,13 @@ def _repo(settings):
     return open_repository(settings)
 
 
-def path_segment(value: str) -> str:
-    """An id as one path segment (calendar ids may hold '/', '+', '=')."""
-    return quote(str(value), safe="=")
-
-
 def resource_for(account: Any, user_id: str, calendar_id: str) -> str:
     """`me/calendars/{id}/events` for a signed-in user; `users/{uid}/calendars/{id}/events` app-only."""
     if account is not None and account.mode == "app_only":
-        mailbox = f"users/{quote(account.graph_user_id or user_id, safe='@')}"
+        mailbox = f"users/{segment(account.graph_user_id or user_id)}"
     else:
         mailbox = "me"
-    return f"{mailbox}/calendars/{path_segment(calendar_id)}/events"
+    return f"{mailbox}/calendars/{segment(calendar_id)}/events"
 
 
 def client_for(user_id: str, settings=None) -> Any:
@@ -224,7 +219,7 @@ def renew_one(user_id: str, calendar: CalendarRef, subscription_id: str, setting
     for attempt in range(2):
         minutes = limits.lifetime_minutes(settings, learned)
         try:
-            renewed = client.patch(f"/subscriptions/{path_segment(subscription_id)}",
+            renewed = client.patch(f"/subscriptions/{segment(subscription_id)}",
                                    json={"expirationDateTime": limits.iso(limits.expiration_for(minutes))}) or {}
             break
         except GraphError as exc:
@@ -354,7 +349,7 @@ def delete_quietly(user_id: str, subscription_id: str, settings) -> bool:
     from shared.graph import GraphError
 
     try:
-        client_for(user_id, settings).delete(f"/subscriptions/{path_segment(subscription_id)}")
+        client_for(user_id, settings).delete(f"/subscriptions/{segment(subscription_id)}")
         return True
     except GraphError as exc:
         if exc.status == 404:

@@ -18,6 +18,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from shared.graph.paths import segment
+
 log = logging.getLogger(__name__)
 
 REAUTHORIZATION_REQUIRED = "reauthorizationRequired"
@@ -42,7 +44,7 @@ def handle_lifecycle(request: Any, settings=None) -> None:
     from shared.config import get_settings
     from shared.graph import GraphError
     from shared.storage import open_repository
-    from shared.subscriptions.create import client_for, create_subscription, ensure_subscriptions, path_segment
+    from shared.subscriptions.create import client_for, create_subscription, ensure_subscriptions
 
     settings = settings or get_settings()
     event = request.lifecycle_event
@@ -76,7 +78,7 @@ def handle_lifecycle(request: Any, settings=None) -> None:
         return
     if event == REAUTHORIZATION_REQUIRED:
         try:
-            client_for(user_id, settings).post(f"/subscriptions/{path_segment(sub_id)}/reauthorize")
+            client_for(user_id, settings).post(f"/subscriptions/{segment(sub_id)}/reauthorize")
             log.info("user %s: subscription %s reauthorized", user_id, sub_id)
         except GraphError as exc:
             if exc.status != 404:

@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.graph.paths import segment
 from shared.subscriptions import limits
 from shared.subscriptions.create import (
     CAPPED,
@@ -163,10 +164,10 @@ def _check_single(item: _Item, settings) -> Callable[[], str]:
     """GET /subscriptions/{id} with the user's token; 404 -> recreate."""
     def run() -> str:
         from shared.graph import GraphError
-        from shared.subscriptions.create import client_for, path_segment
+        from shared.subscriptions.create import client_for
 
         try:
-            client_for(item.user_id, settings).get(f"/subscriptions/{path_segment(item.subscription_id or '')}")
+            client_for(item.user_id, settings).get(f"/subscriptions/{segment(item.subscription_id or '')}")
             return CHECKED
         except GraphError as exc:
             if exc.status != 404:
@@ -194,10 +195,9 @@ def _store_renewal(item: _Item, response: dict[str, Any], minutes: int, settings
 def _batch_renew(items: list[_Item], settings) -> list[tuple[str, str, str | None]]:
     """PATCH up to 20 app-only subscriptions in one $batch; each answer handled on its own."""
     from shared.graph import app_client
-    from shared.subscriptions.create import path_segment
 
     minutes = {i.key: limits.lifetime_minutes(settings, i.account.subscription_lifetime_minutes) for i in items}
-    requests = [{"id": str(n), "method": "PATCH", "url": f"/subscriptions/{path_segment(item.subscription_id or '')}",
+    requests = [{"id": str(n), "method": "PATCH", "url": f"/subscriptions/{segment(item.subscription_id or '')}",
                  "body": {"expirationDateTime": limits.iso(limits.expiration_for(minutes[item.key]))}}
                 for n, item in enumerate(items)]
     try:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.graph import GraphError
+from shared.graph.paths import segment
 from shared.sync.context import SyncContext
 from shared.sync.delta import Source, sync_calendar
 from shared.sync.window import graph_time
@@ -46,7 +47,7 @@ def source_for(ctx: SyncContext, calendar: dict[str, Any]) -> Source:
     name = calendar.get("name") or calendar["id"][:12]
     if calendar.get("isDefaultCalendar"):
         return Source(f"{ctx.prefix}/calendarView/delta", window, delta=True, label=f"{name} (delta)")
-    path = f"{ctx.prefix}/calendars/{calendar['id']}/calendarView"
+    path = f"{ctx.prefix}/calendars/{segment(calendar['id'])}/calendarView"
     if ctx.delta_other:
         return Source(f"{path}/delta", window, delta=True, label=f"{name} (delta)")
     return Source(path, window, delta=False, label=f"{name} (listing)")

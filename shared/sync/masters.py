@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from shared.graph import GraphError
+from shared.graph.paths import segment
 from shared.sync.context import SyncContext
 from shared.sync.mapping import PageItems, event_row
 
@@ -31,7 +32,7 @@ def fetch(ctx: SyncContext, ids: set[str]) -> list[dict[str, Any]]:
     """GET each master (up to the mailbox's in-flight cap at once); a vanished series is skipped."""
     def one(master_id: str) -> dict[str, Any] | None:
         try:
-            return ctx.graph.get(f"{ctx.prefix}/events/{master_id}")
+            return ctx.graph.get(f"{ctx.prefix}/events/{segment(master_id)}")
         except GraphError as exc:
             if exc.status == 404:
                 return None  # deleted meanwhile: its occurrences' removals follow in the next round

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.graph.paths import segment
 from shared.queues.messages import SyncRequest
 
 log = logging.getLogger("shared.sync")
@@ -91,7 +92,7 @@ def _listed_at(account: Any) -> float | None:
 
 def mailbox_prefix(account: Any, user_id: str) -> str:
     if getattr(account, "mode", None) == "app_only":
-        return f"users/{account.graph_user_id or user_id}"
+        return f"users/{segment(account.graph_user_id or user_id)}"
     return "me"
 
 

@@ -35,6 +35,7 @@ _PAGE_HEADERS = {
 
 def _page(status: int, title: str, message: str) -> func.HttpResponse:
     body = _PAGE.format(title=html.escape(title), message=html.escape(message))
+    body = body.encode("utf-8", "replace").decode("utf-8")  # echoed query text may hold lone surrogates
     return func.HttpResponse(body, status_code=status, mimetype="text/html", charset="utf-8",
                              headers=dict(_PAGE_HEADERS))
 

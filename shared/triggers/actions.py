@@ -24,6 +24,8 @@ bp = func.Blueprint()
 log = logging.getLogger("shared.triggers.actions")
 
 BODY_KEYS = {"user_id", "userId", "user", "app_only", "appOnly", "inputs"}
+MAX_USER_ID_CHARS = 1024  # a user id, object id or principal name
+MAX_BODY_BYTES = 32 * 1024 * 1024  # inline attachments and raw uploads; Graph's own limits are lower
 
 
 def _json(status: int, body: object, headers: dict[str, str] | None = None) -> func.HttpResponse:
@@ -70,11 +72,12 @@ def run_action(req: func.HttpRequest) -> func.HttpResponse:
         act = get_action(name)
     except KeyError:
         return _json(404, {"error": {"code": "UnknownAction", "message": f"no action {name!r}; GET /api/actions"}})
-    raw = req.get_body() or b"{}"
+    from shared import jsonbody
+
     try:
-        body = json.loads(raw)
-    except ValueError:
-        return _bad("the body must be JSON: {\"user_id\": ..., \"inputs\": {...}}")
+        body = jsonbody.parse(req.get_body() or b"{}", max_bytes=MAX_BODY_BYTES)
+    except jsonbody.BodyError as exc:
+        return _bad(f"the body must be JSON {{\"user_id\": ..., \"inputs\": {{...}}}}: {exc.message}")
     if not isinstance(body, dict):
         return _bad("the body must be a JSON object")
     unknown = set(body) - BODY_KEYS
@@ -85,8 +88,9 @@ def run_action(req: func.HttpRequest) -> func.HttpResponse:
     inputs = body.get("inputs") or {}
     if not isinstance(inputs, dict):
         return _bad("inputs must be a JSON object", "inputs")
-    if user_id is not None and not isinstance(user_id, str):
-        return _bad("user_id must be a string", "user_id")
+    if user_id is not None and not jsonbody.plain_text(user_id, MAX_USER_ID_CHARS):
+        return _bad(f"user_id must be a string of 1-{MAX_USER_ID_CHARS} characters without control characters",
+                    "user_id")
     if app_only is not None and not isinstance(app_only, bool):
         return _bad("app_only must be true or false", "app_only")
     try:

@@ -68,49 +68,41 @@ def test_cache_serves_until_the_ttl(tmp_path):
     assert cached.get("missing") == "now-here"  # absent values are never cached
 
 
-def test_flow_store_keeps_flows_in_the_repository_not_the_secret_store(app_env, tmp_path):
-    from shared.auth.flow_store import FlowStore, flow_key, get_flow_store
+def test_flows_travel_sealed_in_the_state_and_nothing_is_stored_at_start(app_env, tmp_path):
+    from shared.auth.flow_store import FlowStore, get_flow_store
     from shared.storage.sqlite import SqliteRepository
 
     settings = app_env()
     flows = get_flow_store(settings)
-    flows.put("state-1", {"state": "state-1"}, microsoft_user_id="u")
-    assert open_secret_store(settings).backend.names("oauth-flow") == []  # no secret per sign-in
-    assert "state-1" not in repr(flows)
-    record = flows.take("state-1")
-    assert record == {"flow": {"state": "state-1"}, "microsoft_user_id": "u"}
-    assert flows.take("state-1") is None and flows.take("") is None and flows.take("x" * 600) is None
+    msal_flow = {"code_verifier": "pkce-verifier-value", "nonce": "nonce-value", "scope": ["User.Read", "openid"]}
+    state = flows.seal(msal_flow, reconsent_user_id="u")
+    assert "pkce-verifier-value" not in state and "nonce-value" not in state  # sealed
+    assert open_secret_store(settings).backend.names("oauth") == []  # no secret per sign-in
+    opened = flows.open(state, "https://app/cb")
+    assert opened.reconsent_user_id == "u"
+    assert opened.msal_flow == {"state": state, "redirect_uri": "https://app/cb", "scope": ["User.Read", "openid"],
+                                "code_verifier": "pkce-verifier-value", "nonce": "nonce-value",
+                                "claims_challenge": None}
+    assert flows.open("", "x") is None and flows.open("x" * 3000, "x") is None
+
+    refresh_token = flows.cipher.encrypt('{"v":"a","n":"b","s":[],"e":9999999999}', "someone")
+    assert flows.open(refresh_token, "x") is None  # a ciphertext made for another purpose never opens
+    version, key_id, payload = state.split(".")
+    assert flows.open(f"{version}.{key_id}.{payload[:-4]}AAAA", "x") is None  # tampered
+    expired = FlowStore(flows.repo, flows.cipher, lifetime=-1).seal(msal_flow)
+    assert flows.open(expired, "x") is None
+    old_key_state = state
+    flows.cipher.create_key()  # rotation: states sealed with the previous key are refused
+    assert flows.open(old_key_state, "x") is None
 
     repo = SqliteRepository(tmp_path / "flows.db")
     repo.ensure_schema()
-    cipher = flows.cipher
-    short = FlowStore(repo, cipher, lifetime=-1)  # already expired when stored
-    short.put("state-2", {})
-    assert short.take("state-2") is None
-    FlowStore(repo, cipher).put("state-3", {"code_verifier": "pkce-verifier-value"})
+    store = FlowStore(repo, flows.cipher)
+    fresh = store.seal(msal_flow)
+    flow = store.open(fresh, "x")
+    assert store.claim(fresh, flow) is True and store.claim(fresh, flow) is False
     stored = repo._select(schema.OAUTH_FLOWS, None, {})
-    assert [r["flow_key"] for r in stored] == [flow_key("state-3")]  # the state is hashed; state-2 swept
-    assert "pkce-verifier-value" not in json.dumps(stored, default=str)  # sealed at rest
-    assert FlowStore(repo, cipher).take("state-3") == {"flow": {"code_verifier": "pkce-verifier-value"}}
-    repo.close()
-
-
-def test_a_tampered_flow_is_treated_as_unknown(app_env, tmp_path):
-    from shared.auth.flow_store import FlowStore, flow_key, get_flow_store
-    from shared.storage.sqlite import SqliteRepository
-
-    cipher = get_flow_store(app_env()).cipher
-    repo = SqliteRepository(tmp_path / "flows.db")
-    repo.ensure_schema()
-    FlowStore(repo, cipher).put("state-a", {"code_verifier": "a"})
-    FlowStore(repo, cipher).put("state-b", {"code_verifier": "b"})
-    sealed_b = repo.take_flow(flow_key("state-b"))
-    repo.take_flow(flow_key("state-a"))
-    from datetime import UTC, datetime, timedelta
-
-    # state-b's sealed record moved under state-a's key: the binding to the key refuses it.
-    repo.put_flow(flow_key("state-a"), sealed_b, datetime.now(UTC) + timedelta(minutes=5))
-    assert FlowStore(repo, cipher).take("state-a") is None
+    assert len(stored) == 1 and fresh not in json.dumps(stored, default=str)  # only the state's hash
     repo.close()
 
 

@@ -1,4 +1,4 @@
-"""Sign-ins in flight: single use across instances, expiry, sweeping (all three backends)."""
+"""Used sign-in states: claimed once across instances, markers swept after expiry (all three backends)."""
 
 from __future__ import annotations
 
@@ -10,43 +10,36 @@ import pytest
 from shared.storage import Repository
 from tests.storage.conftest import make_repository, race
 
-FLOW = {"state": "s", "code_verifier": "v" * 43, "nonce": "n", "auth_uri": "https://login/authorize?x=1"}
-
 
 def later(seconds: float = 600) -> datetime:
     return datetime.now(UTC) + timedelta(seconds=seconds)
 
 
-def test_a_flow_is_taken_once(repo: Repository):
-    repo.put_flow("k1", {"flow": FLOW, "microsoft_user_id": "u"}, later())
-    repo.put_flow("k2", {"flow": FLOW}, later())
-    assert repo.take_flow("k1") == {"flow": FLOW, "microsoft_user_id": "u"}
-    assert repo.take_flow("k1") is None
-    assert repo.take_flow("unknown") is None and repo.take_flow("") is None
-    assert repo.take_flow("k2") == {"flow": FLOW}
-    with pytest.raises(ValueError):
-        repo.put_flow("k3", {"blob": "x" * 40_000}, later())
+def test_a_state_is_claimed_once(repo: Repository):
+    assert repo.claim_flow("k1", later()) is True
+    assert repo.claim_flow("k1", later()) is False
+    assert repo.claim_flow("k2", later()) is True
+    for bad in ("", "x" * 129):
+        with pytest.raises(ValueError):
+            repo.claim_flow(bad, later())
 
 
-def test_expired_flows_are_never_returned_and_are_swept(repo: Repository):
-    repo.put_flow("old", {"flow": FLOW}, later(0.3))
+def test_expired_markers_are_swept(repo: Repository):
+    repo.claim_flow("old", later(0.3))
+    repo.claim_flow("kept", later())
     time.sleep(0.4)
-    assert repo.take_flow("old") is None  # expired: refused (and gone)
-    repo.put_flow("stale", {"flow": FLOW}, later(0.3))
-    time.sleep(0.4)
-    repo.put_flow("fresh", {"flow": FLOW}, later())  # a put sweeps what expired
-    assert repo._take_flow("stale") is None
-    assert repo.take_flow("fresh") == {"flow": FLOW}
+    repo.claim_flow("fresh", later())  # a claim sweeps what expired
+    assert repo._sweep_flows(int(time.time() * 1000)) == 0  # nothing expired is left
+    assert repo.claim_flow("kept", later()) is False
 
 
-def test_eight_concurrent_takers_one_winner(repo: Repository, request, tmp_path):
-    """Eight repository instances (like separate app instances) take the same flow at once."""
+def test_eight_concurrent_claimers_one_winner(repo: Repository, request, tmp_path):
+    """Eight repository instances (like separate app instances) claim the same state at once."""
     backend = request.node.callspec.params["repo"]
     others = [make_repository(backend, request, tmp_path, prefix=getattr(repo, "prefix", None)) for _ in range(8)]
     try:
         for round_ in range(3):
-            repo.put_flow(f"contended-{round_}", {"flow": FLOW}, later())
-            winners = race(others, lambda _, taker, key=f"contended-{round_}": taker.take_flow(key) is not None)
+            winners = race(others, lambda _, claimer, key=f"contended-{round_}": claimer.claim_flow(key, later()))
             assert len(winners) == 1, winners
     finally:
         for other in others:
