@@ -80,6 +80,26 @@ class Operation:
     tags: tuple[str, ...] = ()
 
 
+_CLIENT_REQUEST_RESPONSES: dict[str, Any] = {
+    "200": _json({"type": "object", "required": ["status", "microsoft_user_id"],
+                  "properties": {"status": {"type": "string"}, "microsoft_user_id": {"type": "string"}}},
+                 "Done"),
+    "202": _json({"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}},
+                 "Resync queued"),
+    "400": _json(_ERROR_TEXT, "Invalid request"),
+    "404": _json(_ERROR_TEXT, "Unknown microsoft_user_id"),
+    "409": _json(_ERROR_TEXT, "The mailbox is already linked under another microsoft_user_id"),
+    "413": _json(_ERROR_TEXT, "Body too large"),
+    "500": _json(_ERROR_TEXT, "Internal error"),
+    "502": _json(_ERROR_TEXT, "Graph could not be read with the token"),
+    "503": _json(_ERROR_TEXT, "Token service unavailable")}
+_CLIENT_REQUEST_BODY: dict[str, Any] = {"required": True, "content": {JSON: {"schema": {
+    "type": "object", "required": ["type", "microsoft_user_id"],
+    "properties": {"type": {"enum": ["LINKED", "REFRESHED", "RESYNC", "UNLINKED", "LINK", "REFRESH", "UNLINK"]},
+                   "microsoft_user_id": {"type": "string", "minLength": 1},
+                   "refresh_token": {"type": "string"}},
+    "additionalProperties": True}}}}
+
 OPERATIONS: dict[str, Operation] = {
     "health": Operation("Liveness (touches neither Graph nor the database)", {
         "200": _json({"type": "object", "required": ["status", "version"],
@@ -100,23 +120,13 @@ OPERATIONS: dict[str, Operation] = {
         [{"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
          for n in ("code", "state", "error", "error_description")],
         tags=("accounts",)),
-    "users": Operation("WebhookDB-style account request: LINKED, REFRESHED, RESYNC, UNLINKED", {
-        "200": _json({"type": "object", "required": ["status", "microsoft_user_id"],
-                      "properties": {"status": {"type": "string"}, "microsoft_user_id": {"type": "string"}}},
-                     "Done"),
-        "202": _json({"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}},
-                     "Resync queued"),
-        "400": _json(_ERROR_TEXT, "Invalid request"),
-        "404": _json(_ERROR_TEXT, "Unknown microsoft_user_id"),
-        "500": _json(_ERROR_TEXT, "Internal error"),
-        "502": _json(_ERROR_TEXT, "Graph could not be read with the token"),
-        "503": _json(_ERROR_TEXT, "Token service unavailable")},
-        request_body={"required": True, "content": {JSON: {"schema": {
-            "type": "object", "required": ["type", "microsoft_user_id"],
-            "properties": {"type": {"enum": ["LINKED", "REFRESHED", "RESYNC", "UNLINKED"]},
-                           "microsoft_user_id": {"type": "string", "minLength": 1},
-                           "refresh_token": {"type": "string"}}}}}},
-        tags=("accounts",)),
+    "users": Operation("WebhookDB-style account request: LINKED, REFRESHED, RESYNC, UNLINKED (or LINK, REFRESH, "
+                       "UNLINK)", _CLIENT_REQUEST_RESPONSES, request_body=_CLIENT_REQUEST_BODY, tags=("accounts",)),
+    "webhookdb_users": Operation(
+        "The same account requests for a client built for WebhookDB, authenticated by its shared secret",
+        {**_CLIENT_REQUEST_RESPONSES, "401": _json(_ERROR_TEXT, "Missing or wrong Whdb-Webhook-Secret")},
+        [{"name": "Whdb-Webhook-Secret", "in": "header", "required": True, "schema": {"type": "string"}}],
+        request_body=_CLIENT_REQUEST_BODY, tags=("accounts",)),
     "list_actions": Operation("The action catalogue", {
         "200": _json({"type": "object", "required": ["actions"],
                       "properties": {"actions": {"type": "array",

@@ -101,7 +101,7 @@ def test_refreshed_after_reauth_syncs_at_once(sim_app, host, monkeypatch):
     from shared.auth.tokens import get_token_service
     from shared.sync.worker import handle_message
 
-    monkeypatch.setattr("shared.sync.worker._subscribe", lambda request, repo: None)
+    monkeypatch.setattr("shared.sync.worker._subscribe", lambda *_: None)
     send(host, {"type": "LINK", "microsoft_user_id": "crm-1",
                 "refresh_token": refresh_token_for(sim_app, sim_app.alice)}, whdb())
     sim_app.sim.revoke_refresh_tokens(sim_app.alice)
