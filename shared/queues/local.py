@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
+from shared.private_files import prepare_private_file
 from shared.queues.base import Queue, QueueMessage
 
 _SCHEMA = """
@@ -33,7 +34,7 @@ class LocalQueue(Queue):
     def __init__(self, name: str, path: str | os.PathLike[str]) -> None:
         self.name = name
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        prepare_private_file(self.path)  # 0600: messages name users and carry notifications
         self._local = threading.local()
         with self._connect() as db:
             db.executescript(_SCHEMA)
