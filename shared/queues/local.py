@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from shared.private_files import prepare_private_file
-from shared.queues.base import Queue, QueueMessage
+from shared.queues.base import Queue, QueueMessage, QueueUnavailable
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS queue_messages (
@@ -54,8 +54,11 @@ class LocalQueue(Queue):
         for body in bodies:
             self.check_size(body)
             rows.append((self.name, uuid.uuid4().hex, body, now + delay_seconds, now))
-        db = self._connect()
-        db.execute("BEGIN IMMEDIATE")
+        try:
+            db = self._connect()
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:  # locked past the busy timeout, disk gone
+            raise QueueUnavailable(f"queue {self.name}: send failed ({exc})") from exc
         try:
             db.executemany(
                 "INSERT INTO queue_messages (queue, id, body, visible_at, inserted_at) VALUES (?, ?, ?, ?, ?)",
