@@ -32,7 +32,7 @@ _locks: dict[str, threading.Lock] = {}
 _guard = threading.Lock()
 _OWNER = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
 DEFAULT_LEASE_SECONDS = 45
-WAIT_LOG_SECONDS = 10.0  # while waiting for another instance's lease, one log line this often
+WAIT_LOG_SECONDS = 10.0  # while waiting for another instance's lease, one log line at most this far apart
 
 
 class LockTimeout(RuntimeError):
@@ -86,8 +86,10 @@ def hold(user_id: str, repo: Any, timeout: float = 300.0,
             if now >= next_log:
                 log.info("sync %s waiting for lease %s (held by another worker; it expires within %ds of"
                          " its last renewal), waited %.0fs", user_id, name, lease_seconds, now - started)
-                next_log = now + WAIT_LOG_SECONDS
+                next_log = now + min(WAIT_LOG_SECONDS, lease_seconds / 2)
             time.sleep(0.25)
+        if next_log > started:  # we waited: say when it ended
+            log.info("sync %s: lease %s taken after %.1fs", user_id, name, time.monotonic() - started)
         try:
             with _Heartbeat(repo, name, lease_seconds):
                 yield
