@@ -53,11 +53,22 @@ def message_for(user_id: str, entry: OutboxEntry, data: dict[str, Any] | None) -
         "type": f"row.{entry.kind}", "table": entry.table, "remote_id": entry.remote_id,
         "user_id": user_id, "version": entry.version, "data": data,
     }
-    text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
-    if len(text.encode("utf-8")) > _LIMIT:
+    text, size = _json(body)
+    if size > _LIMIT:
         body["data"], body["truncated"] = None, True
-        text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+        text, size = _json(body)
     return text
+
+
+def _json(body: dict[str, Any]) -> tuple[str, int]:
+    """(JSON text, UTF-8 size). An unpaired surrogate in the data (hostile text kept losslessly)
+    cannot be UTF-8: such a message is written with `\\uXXXX` escapes, which keeps it."""
+    text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return text, len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        text = json.dumps(body, separators=(",", ":"), ensure_ascii=True)
+        return text, len(text)
 
 
 def collapse(entries: Iterable[OutboxEntry]) -> list[OutboxEntry]:
