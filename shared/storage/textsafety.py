@@ -26,6 +26,8 @@ from typing import Any
 
 import orjson
 
+from shared.storage.tablekeys import utf16_units
+
 DEGRADED_KEY = "_replica_degraded"
 REPLACEMENT = "\ufffd"
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -44,10 +46,6 @@ class TextRules:
 
 
 AS_IS = TextRules()  # a backend that stores every text
-
-
-def _utf16_units(text: str) -> int:
-    return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
 
 
 def _cut(text: str, units: int) -> str:
@@ -117,7 +115,7 @@ def clean_columns(values: dict[str, Any], rules: TextRules) -> list[str]:
             continue
         new = pattern.sub(REPLACEMENT, value) if pattern.search(value) else value
         if rules.column_units is not None and len(new) * 2 > rules.column_units and \
-                _utf16_units(new) > rules.column_units:
+                utf16_units(new) > rules.column_units:
             new = _cut(new, rules.column_units)
         if new is not value:
             values[name] = new
