@@ -108,6 +108,12 @@ def run(request: SyncRequest, *, settings: Any = None, repo: Any = None, graph: 
             outcome = Outcome("covered")
         else:
             outcome = _sync(request, settings, repo, graph, account, crash_after_pages)
+            account = repo.get_account(user) or account
+            if outcome.status == "synced" and not covered(account, request):
+                # It resumed rounds begun before this request was received: their snapshot cannot
+                # hold the change this request announces, so one more (incremental) pass does.
+                log.info("sync %s: the resumed rounds began before this request; one more pass", user)
+                outcome = _sync(request, settings, repo, graph, account, crash_after_pages)
     if outcome.status in ("synced", "covered"):
         _subscribe(request, repo)
     return outcome
