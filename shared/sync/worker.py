@@ -25,6 +25,7 @@ other mailboxes keep flowing; shorter waits are slept in the Graph client.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -113,7 +114,8 @@ def run(request: SyncRequest, *, settings: Any = None, repo: Any = None, graph: 
                 # It resumed rounds begun before this request was received: their snapshot cannot
                 # hold the change this request announces, so one more (incremental) pass does.
                 log.info("sync %s: the resumed rounds began before this request; one more pass", user)
-                outcome = _sync(request, settings, repo, graph, account, crash_after_pages)
+                again = dataclasses.replace(request, full=False)  # incremental: the full round is done
+                outcome = _sync(again, settings, repo, graph, account, crash_after_pages)
     if outcome.status in ("synced", "covered"):
         _subscribe(request, repo)
     return outcome
