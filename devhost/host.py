@@ -312,9 +312,18 @@ class DevHost:
     # --- queues ----------------------------------------------------------------------
     def _queue_loop(self, job: QueueJob) -> None:
         options = self.queue_options
+        backoff = self._poll_interval
         with ThreadPoolExecutor(max_workers=options["batch_size"], thread_name_prefix=f"q-{job.name}") as pool:
             while not self._stopping.is_set():
-                handled = self.poll_queue(job.name, pool=pool)
+                try:
+                    handled = self.poll_queue(job.name, pool=pool)
+                except Exception as exc:  # the queue is out: keep polling, less often, until it is back
+                    log.warning("queue %s unreachable (%s: %s); polling again in %.1fs", job.queue_name,
+                                type(exc).__name__, exc, backoff)
+                    self._stopping.wait(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    continue
+                backoff = self._poll_interval
                 if not handled:
                     self._stopping.wait(self._poll_interval)
 

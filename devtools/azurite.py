@@ -67,11 +67,12 @@ def installed() -> bool:
     return BINARY.exists() and shutil.which("node") is not None
 
 
-def start(timeout: float = 30.0) -> Azurite | None:
-    """A running Azurite, or None when it is not installed or does not come up in time."""
+def start(timeout: float = 30.0, ports: tuple[int, int, int] | None = None) -> Azurite | None:
+    """A running Azurite (on `ports`: blob, queue, table, when given), or None when it is not
+    installed or does not come up in time."""
     if not installed():
         return None
-    ports = free_port(), free_port(), free_port()
+    ports = ports or (free_port(), free_port(), free_port())
     workdir = tempfile.mkdtemp(prefix="azurite-")
     process = subprocess.Popen(
         [str(BINARY), "--silent", "--inMemoryPersistence", "--loose", "--skipApiVersionCheck",

@@ -21,11 +21,19 @@ class Throttle:
         self._lock = threading.Lock()
         self._active: dict[tuple[str, str], int] = defaultdict(int)
         self._hits: dict[tuple[str, str], deque[float]] = defaultdict(deque)
+        self._blocked: dict[str, float] = {}  # mailbox -> monotonic time its quota comes back
 
     def reset(self) -> None:
         with self._lock:
             self._active.clear()
             self._hits.clear()
+            self._blocked.clear()
+
+    def block_mailbox(self, mailbox: str, seconds: float) -> None:
+        """Every request for `mailbox` answers 429 with the remaining Retry-After for `seconds`
+        (a mailbox whose quota ran out), whatever the app."""
+        with self._lock:
+            self._blocked[mailbox] = time.monotonic() + seconds
 
     def _retry(self, seconds: float) -> dict[str, str]:
         return {"Retry-After": str(max(1, round(seconds)))}
@@ -36,6 +44,10 @@ class Throttle:
         key = (app_id, mailbox)
         now = time.monotonic()
         with self._lock:
+            blocked_until = self._blocked.get(mailbox, 0.0)
+            if blocked_until > now:
+                raise GraphError(429, "ApplicationThrottled", "Application is over its MailboxRequestRate limit.",
+                                 self._retry(blocked_until - now))
             hits = self._hits[key]
             while hits and hits[0] <= now - self.rate_window_s:
                 hits.popleft()

@@ -192,6 +192,14 @@ SETTINGS: tuple[Setting, ...] = (
             "100", 100, _parse_int),
     Setting("GRAPH_PAGE_SIZE", "graph_page_size",
             "Prefer: odata.maxpagesize for delta and list pages.", "100", 100, _parse_int),
+    Setting("SYNC_LEASE_SECONDS", "sync_lease_seconds",
+            "Lifetime of a user's sync lease; renewed every third of it while the sync runs, so a "
+            "killed worker blocks the user's next sync at most this long.",
+            "45", 45, _parse_int),
+    Setting("THROTTLE_REQUEUE_SECONDS", "throttle_requeue_seconds",
+            "A sync throttled with a longer Retry-After is re-queued with that delay instead of "
+            "waiting in its worker, so other mailboxes keep flowing.",
+            "5", 5, _parse_int),
     Setting("IMMUTABLE_IDS", "immutable_ids",
             "Ask Graph for immutable ids so moved events keep their id.", "true", True, _parse_bool),
     Setting("SUBSCRIPTION_LIFETIME_MINUTES", "subscription_lifetime_minutes",

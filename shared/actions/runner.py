@@ -94,6 +94,10 @@ def error_status(exc: BaseException) -> tuple[int, dict[str, Any], dict[str, str
         return 503, {"error": {"code": "TokenUnavailable", "message": str(exc)}}, {}
     if isinstance(exc, AuthError):
         return 403, {"error": {"code": type(exc).__name__, "message": str(exc)}}, {}
+    from shared.storage.tablekeys import KeyTooLong
+
+    if isinstance(exc, KeyTooLong):
+        return 400, {"error": {"code": "InvalidInput", "message": str(exc)}}, {}
     from shared.config import ConfigError
 
     if isinstance(exc, ConfigError):

@@ -34,6 +34,8 @@ from typing import Any
 
 from shared.auth import deps
 from shared.auth.errors import TokenError
+from shared.queues.base import QueueUnavailable
+from shared.storage.tablekeys import KeyTooLong
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +159,10 @@ def handle(settings, body: bytes) -> Reply:
         return unlinked(settings, user_id)
     except TokenError as exc:
         return _bad(str(exc), 503)
+    except QueueUnavailable:  # linked or not, the sync could not be queued: the caller retries
+        return _bad("the sync queue is unreachable; retry later", 503)
+    except KeyTooLong as exc:  # an id Table Storage cannot hold as a key: the caller's mistake
+        return _bad(f"microsoft_user_id: {exc}")
 
 
 def linked(settings, user_id: str, refresh_token: str, extra: dict[str, Any] | None = None) -> Reply:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import re
 import secrets
 import threading
@@ -21,6 +22,7 @@ KEY_PREFIX = "token-key-"
 CURRENT_KEY = "token-key-current"
 _KEY_ID = re.compile(r"^[0-9a-f]{12}$")
 _NONCE_BYTES = 12
+log = logging.getLogger("shared.crypto")
 
 
 class TokenDecryptError(Exception):
@@ -141,6 +143,10 @@ class TokenCipher:
         try:
             plain = self._load(key_id).decrypt(blob[:_NONCE_BYTES], blob[_NONCE_BYTES:], _aad(key_id, user_id))
         except InvalidTag:
+            # A security event: someone changed stored ciphertext (or moved it to another user).
+            # Logged with the user and key id only; neither the ciphertext nor any key is.
+            log.warning("SECURITY: stored token for user %.200r failed AES-GCM authentication with key %s"
+                        " (tampered, or stored for another user)", user_id, key_id)
             raise TokenDecryptError(
                 f"stored token for user {user_id!r} failed authentication (tampered, or stored for another user)"
             ) from None

@@ -38,4 +38,11 @@ def content_id(*parts: str) -> str:
 
 
 def encode(body: dict[str, Any]) -> str:
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+    """Compact JSON. An unpaired surrogate (hostile text kept losslessly) cannot be UTF-8: such a
+    message is written with `\\uXXXX` escapes instead, which keeps it."""
+    text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(body, separators=(",", ":"), ensure_ascii=True)
+    return text

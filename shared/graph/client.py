@@ -97,6 +97,7 @@ class GraphClient:
         prefer_headers: Mapping[str, str | None] | None = None,
         max_in_flight: int = 4,
         sleep: Callable[[float], None] = time.sleep,
+        defer_retry_after: float | None = None,
     ) -> None:
         if not is_absolute(base_url):
             raise ValueError(f"Graph base URL must be absolute, got {base_url!r}")
@@ -112,6 +113,7 @@ class GraphClient:
         self.prefer_headers = dict(prefer_headers or {})
         self.max_in_flight = max_in_flight
         self.sleep = sleep
+        self.defer_retry_after = defer_retry_after  # see RetryPolicy.defer_above
 
     @property
     def session(self) -> requests.Session:
@@ -156,7 +158,8 @@ class GraphClient:
     def _policy(self, retries: int | RetryPolicy | None) -> RetryPolicy:
         if isinstance(retries, RetryPolicy):
             return retries
-        return RetryPolicy(max_retries=self.max_retries if retries is None else retries)
+        return RetryPolicy(max_retries=self.max_retries if retries is None else retries,
+                           defer_above=self.defer_retry_after)
 
     def _headers(self, extra: Mapping[str, str] | None) -> CaseInsensitiveDict:
         headers: CaseInsensitiveDict = CaseInsensitiveDict({"Accept": "application/json"})
@@ -234,9 +237,10 @@ class GraphClient:
                 if self.on_unauthorized is not None:
                     self.on_unauthorized()
                 continue
-            if policy.should_retry_status(status) and retried < policy.max_retries:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            if policy.should_retry_status(status) and retried < policy.max_retries and not policy.defers(retry_after):
                 retried += 1
-                wait = policy.wait(retried, parse_retry_after(response.headers.get("Retry-After")))
+                wait = policy.wait(retried, retry_after)
                 log.warning("Graph %s %s: %d, retry %d/%d in %.2fs (request-id %s)", method, _short(url), status,
                             retried, policy.max_retries, wait, response.headers.get("request-id"))
                 response.close()

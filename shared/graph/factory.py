@@ -45,8 +45,10 @@ def user_prefer(user_id: str, settings: Settings) -> dict[str, str]:
     return prefer
 
 
-def client_for_user(user_id: str, settings: Settings | None = None) -> GraphClient:
-    """A client acting for one mailbox with the user's token (or the app token in APP_ONLY mode)."""
+def client_for_user(user_id: str, settings: Settings | None = None, *,
+                    defer_retry_after: float | None = None) -> GraphClient:
+    """A client acting for one mailbox with the user's token (or the app token in APP_ONLY mode);
+    `defer_retry_after`: see RetryPolicy.defer_above."""
     from shared.auth.tokens import get_token_service
 
     s = _settings(settings)
@@ -60,6 +62,7 @@ def client_for_user(user_id: str, settings: Settings | None = None) -> GraphClie
         max_retries=s.graph_max_retries,
         max_in_flight=s.max_requests_per_mailbox,
         prefer_headers=user_prefer(user_id, s),
+        defer_retry_after=defer_retry_after,
     )
 
 

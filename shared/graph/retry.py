@@ -31,6 +31,8 @@ class RetryPolicy:
     - `backoff_base`/`backoff_cap`: exponential backoff with full jitter.
     - `max_retry_after`: a Retry-After above this is clipped (a bad header must not park a worker).
     - `network_errors`: retry connection errors/timeouts (idempotent methods only unless forced).
+    - `defer_above`: a Retry-After above this is not waited for at all: the error is raised at
+      once (`ThrottledError.retry_after`) so a queue worker can re-queue instead of sleeping.
     """
 
     max_retries: int = 5
@@ -42,9 +44,13 @@ class RetryPolicy:
     max_retry_after: float = 120.0
     network_errors: bool = True
     network_errors_any_method: bool = False
+    defer_above: float | None = None
 
     def should_retry_status(self, status: int) -> bool:
         return status in self.statuses or (self.retry_all_errors and status >= 400)
+
+    def defers(self, retry_after: float | None) -> bool:
+        return self.defer_above is not None and retry_after is not None and retry_after > self.defer_above
 
     def should_retry_network(self, method: str) -> bool:
         return self.network_errors and (self.network_errors_any_method or method.upper() in IDEMPOTENT_METHODS)

@@ -33,6 +33,10 @@ class Reply:
     status: int
     body: str = ""
     content_type: str = "application/json"
+    retry_after: int | None = None  # seconds, sent as Retry-After (with a 503)
+
+
+RETRY_AFTER_SECONDS = 5  # when the queue is out: Graph retries the batch after this
 
 
 @dataclass
@@ -194,7 +198,8 @@ def handle(body: bytes, content_type: str | None, params: dict[str, str], *, enq
         COUNTERS.add(enqueue_failures=1)
         log.error("notifications: could not enqueue (%s: %s); answering 503 so Graph retries",
                   type(exc).__name__, exc)
-        return Reply(503, json.dumps({"error": "temporarily unable to accept notifications"}))
+        return Reply(503, json.dumps({"error": "temporarily unable to accept notifications"}),
+                     retry_after=RETRY_AFTER_SECONDS)
     return Reply(202, "")
 
 

@@ -1,14 +1,43 @@
 """Azure Storage Queues (or Azurite) through azure-storage-queue.
 
 Bodies are base64-encoded, as the Functions host's queue trigger expects.
+
+Every call is bounded: the notification endpoint enqueues inside Graph's 3 s,
+so the SDK's default retry loop (15 s backoff, three retries, 20 s connect
+timeout: 80 s against an unreachable queue) is replaced by one quick retry with
+short timeouts, and a failure surfaces as `QueueUnavailable` within 2 s.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
-from shared.queues.base import Queue, QueueMessage
+from shared.queues.base import Queue, QueueMessage, QueueUnavailable
+
+CONNECT_TIMEOUT_SECONDS = 0.8
+READ_TIMEOUT_SECONDS = 5
+RETRIES = 1
+RETRY_BACKOFF_SECONDS = 0.2
+
+
+def _bounded() -> dict[str, object]:
+    """Client options that keep every call short (see the module docstring)."""
+    from azure.storage.queue import LinearRetry
+
+    return {"connection_timeout": CONNECT_TIMEOUT_SECONDS, "read_timeout": READ_TIMEOUT_SECONDS,
+            "retry_policy": LinearRetry(backoff=RETRY_BACKOFF_SECONDS, retry_total=RETRIES,
+                                        random_jitter_range=0)}
+
+
+@contextlib.contextmanager
+def _unavailable_on_error(action: str, name: str) -> Iterator[None]:
+    from azure.core.exceptions import AzureError
+
+    try:
+        yield
+    except AzureError as exc:
+        raise QueueUnavailable(f"queue {name}: {action} failed ({type(exc).__name__})") from exc
 
 
 class AzureStorageQueue(Queue):
@@ -20,6 +49,7 @@ class AzureStorageQueue(Queue):
         policies = {
             "message_encode_policy": TextBase64EncodePolicy(),
             "message_decode_policy": TextBase64DecodePolicy(),
+            **_bounded(),
         }
         if connection_string:
             self._client = QueueClient.from_connection_string(connection_string, name, **policies)
@@ -27,14 +57,15 @@ class AzureStorageQueue(Queue):
             from azure.identity import DefaultAzureCredential
 
             self._client = QueueClient(account_url, name, credential=DefaultAzureCredential(), **policies)
-        with contextlib.suppress(ResourceExistsError):
+        with _unavailable_on_error("create", name), contextlib.suppress(ResourceExistsError):
             self._client.create_queue()
 
     def send_many(self, bodies: Iterable[str], *, delay_seconds: int = 0) -> int:
         sent = 0
         for body in bodies:
             self.check_size(body)
-            self._client.send_message(body, visibility_timeout=delay_seconds or None)
+            with _unavailable_on_error("send", self.name):
+                self._client.send_message(body, visibility_timeout=delay_seconds or None)
             sent += 1
         return sent
 

@@ -14,6 +14,10 @@ def poison_queue_name(name: str) -> str:
     return f"{name}-poison"
 
 
+class QueueUnavailable(RuntimeError):
+    """The queue could not be reached in time: callers answer 503 (Retry-After) rather than hang."""
+
+
 class MessageTooLarge(ValueError):
     """A message body over 64 KiB: callers must send a reference instead."""
 

@@ -10,7 +10,8 @@ import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
-from shared.queues.base import Queue, QueueMessage
+from shared.private_files import prepare_private_file
+from shared.queues.base import Queue, QueueMessage, QueueUnavailable
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS queue_messages (
@@ -33,7 +34,7 @@ class LocalQueue(Queue):
     def __init__(self, name: str, path: str | os.PathLike[str]) -> None:
         self.name = name
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        prepare_private_file(self.path)  # 0600: messages name users and carry notifications
         self._local = threading.local()
         with self._connect() as db:
             db.executescript(_SCHEMA)
@@ -53,8 +54,11 @@ class LocalQueue(Queue):
         for body in bodies:
             self.check_size(body)
             rows.append((self.name, uuid.uuid4().hex, body, now + delay_seconds, now))
-        db = self._connect()
-        db.execute("BEGIN IMMEDIATE")
+        try:
+            db = self._connect()
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:  # locked past the busy timeout, disk gone
+            raise QueueUnavailable(f"queue {self.name}: send failed ({exc})") from exc
         try:
             db.executemany(
                 "INSERT INTO queue_messages (queue, id, body, visible_at, inserted_at) VALUES (?, ?, ?, ?, ?)",

@@ -16,7 +16,9 @@ never stored without its pending event; `shared/sync/outbound.py` publishes
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import logging
 import random
 import time
 import uuid
@@ -28,9 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-
-from shared.storage import schema
+from shared.storage import schema, textsafety
 from shared.storage.schema import (
     ACCOUNTS,
     CALENDAR_SUBSCRIPTIONS,
@@ -43,6 +43,7 @@ from shared.storage.schema import (
     USERS,
     TableSpec,
 )
+from shared.storage.textsafety import TextRules
 from shared.storage.types import (
     KEEP,
     AccountState,
@@ -65,6 +66,9 @@ ACCOUNT_MODES = ("delegated", "app_only")
 _ATTEMPTED: ContextVar[dict[tuple[str, str], tuple[str, str]] | None] = ContextVar("attempted_writes", default=None)
 
 
+log = logging.getLogger("shared.storage")
+
+
 class Conflict(Exception):
     """A concurrent writer changed a row between our read and our write; the unit is retried."""
 
@@ -75,8 +79,9 @@ def utcnow() -> datetime:
 
 def canonical_json(data: Any) -> str:
     """One text per JSON value (sorted keys, compact, UTF-8), so stored data can be compared as
-    text or digest. orjson: this runs once per row on the bulk-write path, 4x faster than json."""
-    return orjson.dumps(data, option=orjson.OPT_SORT_KEYS).decode("utf-8")
+    text or digest. orjson: this runs once per row on the bulk-write path, 4x faster than json
+    (`textsafety.dumps` falls back to json for the text orjson refuses)."""
+    return textsafety.dumps(data)
 
 
 def digest(text: str) -> str:
@@ -164,17 +169,24 @@ def row_key(spec: TableSpec, data: dict[str, Any], context: dict[str, Any]) -> s
 
 
 def map_row(spec: TableSpec, data: dict[str, Any], context: dict[str, Any],
-            managed: dict[str, Any] | None = None) -> Mapped:
-    """Graph JSON + caller context -> the values of one row, from the spec."""
+            managed: dict[str, Any] | None = None, rules: TextRules = textsafety.AS_IS) -> Mapped:
+    """Graph JSON + caller context -> the values of one row, from the spec; text the backend
+    cannot hold is degraded and listed on the row (`textsafety`)."""
     key = row_key(spec, data, context)
-    values: dict[str, Any] = {spec.remote_key: key, **schema.derive(spec, data)}
+    data, text, degraded = textsafety.clean_data(data, rules)
+    derived = schema.derive(spec, data)
+    degraded = sorted(f"data:{path}" for path in degraded) + [f"column:{name}"
+                                                        for name in textsafety.clean_columns(derived, rules)]
+    if degraded:
+        data = {**data, textsafety.DEGRADED_KEY: degraded}
+        text = canonical_json(data)
+    values: dict[str, Any] = {spec.remote_key: key, **derived}
     compared = []
     for name, value in {**context, **(managed or {})}.items():
         if name != spec.remote_key:
             spec.column(name)
             values[name] = value
             compared.append(name)
-    text = canonical_json(data)
     return Mapped(key, values, data, text, digest(text), values.get("row_version") or "", tuple(compared))
 
 
@@ -194,19 +206,36 @@ class Incoming:
     managed: dict[str, Any] | None
     key: str
     version: str  # what map_row's row_version will be (a derived column, never given by the caller)
+    rules: TextRules = textsafety.AS_IS
     row: Mapped | None = None
+    error: str | None = None  # why the row could not be mapped (it is then left out of the write)
 
     def map(self) -> Mapped:
         if self.row is None:
-            self.row = map_row(self.spec, self.data, self.context, self.managed)
+            self.row = map_row(self.spec, self.data, self.context, self.managed, self.rules)
         return self.row
 
 
 def incoming(spec: TableSpec, data: dict[str, Any], context: dict[str, Any],
-             managed: dict[str, Any] | None = None) -> Incoming:
+             managed: dict[str, Any] | None = None, rules: TextRules = textsafety.AS_IS) -> Incoming:
     key = row_key(spec, data, context)
     version = (spec.column("row_version").source(data) or "") if spec.versioned else ""
-    return Incoming(spec, data, context, managed, key, version)
+    return Incoming(spec, data, context, managed, key, version, rules)
+
+
+def map_batch(batch: Iterable[Incoming]) -> list[Mapped]:
+    """The batch's rows mapped; a row that cannot be mapped is left out (its `error` says why)
+    instead of failing the write of every other row."""
+    mapped = []
+    for item in batch:
+        if item.error is not None:
+            continue
+        try:
+            mapped.append(item.map())
+        except Exception as exc:
+            item.error = f"{type(exc).__name__}: {exc}"[:500]
+            log.error("%s row %.200r left out: it cannot be stored (%s)", item.spec.name, item.key, item.error)
+    return mapped
 
 
 def dedupe(rows: Iterable[Incoming]) -> list[Incoming]:
@@ -228,6 +257,7 @@ class Repository(ABC):
     # Map every incoming row before the unit starts (short transactions; bad input fails before any
     # write). A backend whose `_upsert_ordered` overlaps mapping with the database's work sets False.
     map_ahead: bool = True
+    text_rules: TextRules = textsafety.AS_IS  # what the backend stores as is (textsafety.py)
 
     # ------------------------------------------------------------------ primitives
     @abstractmethod
@@ -363,15 +393,21 @@ class Repository(ABC):
         """Write the chunks in this order, each mapped when it is written; the changes in key order."""
         changes: list[ChangedRow] = []
         for batch in batches:
-            changes += self._upsert_rows(tx, spec, partition, [item.map() for item in batch], now)
+            rows = map_batch(batch)
+            if rows:
+                changes += self._upsert_rows(tx, spec, partition, rows, now)
         return changes
 
     def _incoming(self, spec: TableSpec, items: Iterable[dict[str, Any]], context: dict[str, Any],
                   managed: dict[str, Any] | None = None) -> list[Incoming]:
-        rows = [incoming(spec, data, context, managed) for data in items]
+        rows = []
+        for data in items:
+            try:
+                rows.append(incoming(spec, data, context, managed, self.text_rules))
+            except (TypeError, ValueError) as exc:  # no usable id: nothing to store it under
+                log.error("%s: an item without a usable id skipped (%s)", spec.name, exc)
         if self.map_ahead:
-            for row in rows:
-                row.map()
+            map_batch(rows)
         return rows
 
     def _record(self, tx: Any, user_id: str, changes: list[ChangedRow]) -> list[ChangedRow]:
@@ -600,7 +636,9 @@ class Repository(ABC):
                 self._mirror_delta_url(tx, user_id, calendar_id, kept_delta)
             return PageResult(changes, round_id)
 
-        return self._atomic(user_id, unit)
+        result = self._atomic(user_id, unit)
+        skipped = sorted({r.key for r in rows if r.error is not None})
+        return dataclasses.replace(result, skipped=skipped) if skipped else result
 
     def finish_full_round(self, user_id: str, calendar_id: str) -> list[str]:
         """Delete the calendar's local rows not written during the round; end the round."""

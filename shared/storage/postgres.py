@@ -30,6 +30,7 @@ from shared.storage.base import Incoming, Mapped
 from shared.storage.fixture import SQL_TYPES
 from shared.storage.schema import TableSpec
 from shared.storage.sqlbackend import SqlRepository
+from shared.storage.textsafety import TextRules
 from shared.storage.types import ChangedRow
 
 _LOCK_ID = 7720358  # advisory lock serializing concurrent migrations
@@ -85,6 +86,7 @@ class PostgresRepository(SqlRepository):
     chunk_size = 1000  # small enough to overlap mapping and merging well, large enough for COPY
     copy_threshold = 200  # rows per chunk from which COPY + merge beats executemany (see the bench)
     map_ahead = False  # rows are mapped in _upsert_ordered, overlapped with the server's work
+    text_rules = TextRules(nul=False, surrogates_in_data=False)  # text and jsonb refuse both
 
     def __init__(self, dsn: str, *, pool_max: int = 4) -> None:
         self.dsn = dsn
@@ -155,19 +157,22 @@ class PostgresRepository(SqlRepository):
         if not batches:
             return []
         changes: list[ChangedRow] = []
-        following = [item.map() for item in batches[0]]
+        following = base.map_batch(batches[0])
         for upcoming in [*batches[1:], []]:
+            if not following:  # every row of the chunk was left out (map_batch logged why)
+                following = base.map_batch(upcoming)
+                continue
             rows, names = following, list(following[0].values)
             if self.bulk_strategy == "copy" or (self.bulk_strategy == "auto" and len(rows) >= self.copy_threshold):
                 merge = self._stage(tx, spec, names, rows, now)
                 with tx.cursor() as cur:
                     with tx.pipeline():
                         cur.execute(merge)  # sent; the server works on it while ...
-                        following = [item.map() for item in upcoming]  # ... Python maps the next chunk
+                        following = base.map_batch(upcoming)  # ... Python maps the next chunk
                     returned = cur.fetchall()
             else:
                 returned = self._merge_executemany(tx, spec, names, rows, now)
-                following = [item.map() for item in upcoming]
+                following = base.map_batch(upcoming)
             by_key = {r.key: r for r in rows}
             changes += [ChangedRow(spec.name, key, "created" if inserted else "updated", by_key[key].data)
                         for key, inserted in returned]

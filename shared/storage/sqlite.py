@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from shared.private_files import prepare_private_file
 from shared.storage import base, migrations, schema
 from shared.storage.base import Mapped, Stored
 from shared.storage.schema import TableSpec
@@ -76,7 +77,7 @@ class SqliteRepository(SqlRepository):
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            prepare_private_file(self.path)  # 0600: rows and encrypted tokens are nobody else's
         self._lock = threading.RLock()
         self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
         self._conn.execute("PRAGMA journal_mode=WAL")

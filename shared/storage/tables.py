@@ -57,6 +57,7 @@ from azure.data.tables import EdmType, EntityProperty, TableServiceClient, Table
 from shared.storage import base, schema, tablekeys
 from shared.storage.base import Mapped, Stored
 from shared.storage.schema import TableSpec
+from shared.storage.textsafety import TextRules
 
 MAX_BATCH = 100
 POINT_READS = 20  # up to this many keys are read one by one; more scan the partition
@@ -110,6 +111,7 @@ class TablesRepository(base.Repository):
     backend = "tables"
     chunk_size = 20_000  # change detection scans the partition once per chunk: keep bulk writes in one
     parallel_batches = 4
+    text_rules = TextRules(column_units=tablekeys.MAX_PROPERTY_UNITS)  # data is sliced; a column is one property
 
     def __init__(self, service: TableServiceClient, *, prefix: str = "calsync", blob_service: Any = None) -> None:
         self.service = service
@@ -170,7 +172,7 @@ class TablesRepository(base.Repository):
     def _row_key(self, spec: TableSpec, values: dict[str, Any]) -> str:
         parts = [f"{int(values[k]):020d}" if spec.column(k).type == schema.INT else tablekeys.encode_key(str(values[k]))
                  for k in spec.key if k != spec.partition]  # integers zero-padded: RowKeys sort as text
-        return _PLACEMENT[spec.name][1] + ":".join(parts)
+        return tablekeys.checked_key(_PLACEMENT[spec.name][1] + ":".join(parts))
 
     def _entity(self, spec: TableSpec, values: dict[str, Any], data_text: str | None = None) -> dict[str, Any]:
         entity: dict[str, Any] = {"PartitionKey": tablekeys.encode_key(values[spec.partition]),

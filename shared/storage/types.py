@@ -80,6 +80,7 @@ class PageResult:
 
     changes: list[ChangedRow]
     round_id: str | None = None
+    skipped: list[str] = dataclasses.field(default_factory=list)  # ids of rows that could not be stored (logged)
 
     @property
     def deleted_ids(self) -> list[str]:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -40,6 +41,7 @@ __all__ = ["collapse", "dedup_id", "message_for", "publish_pending", "row_versio
 log = logging.getLogger("shared.sync")
 _LIMIT = MAX_MESSAGE_BYTES * 3 // 4 - 1024
 BATCH = 500
+PROGRESS_LOG_SECONDS = 5.0
 
 
 def dedup_id(table: str, remote_id: str, version: str, kind: str) -> str:
@@ -105,7 +107,11 @@ def publish_pending(user_id: str, repo: Any, queue: Any = None, settings: Any = 
     A queue error propagates with the batch still pending (the sync message is retried).
     """
     sent = 0
+    next_log = time.monotonic() + PROGRESS_LOG_SECONDS
     while True:
+        if sent and time.monotonic() >= next_log:  # a long outbox is never a silent stall
+            log.info("sync %s: %d changed rows published so far", user_id, sent)
+            next_log = time.monotonic() + PROGRESS_LOG_SECONDS
         entries = repo.pending_changes(user_id, limit=BATCH)
         if not entries:
             break
@@ -119,6 +125,8 @@ def publish_pending(user_id: str, repo: Any, queue: Any = None, settings: Any = 
         repo.ack_changes(user_id, [e.seq for e in entries])
         if len(entries) < BATCH:
             break
+        if sent == len(entries):  # the first full batch: more follow, say so before they take a while
+            log.info("sync %s: publishing a long outbox (%d changed rows sent, more pending)", user_id, sent)
     if sent:
         # DEBUG: the worker's "done" line counts them already (one INFO line per sync)
         log.debug("sync %s: %d changed rows published to the outbound queue", user_id, sent)

@@ -22,7 +22,10 @@ Order of work:
 Failures: throttling, 5xx, network, database and queue errors propagate (the
 host retries the message, then parks it in the poison queue); a malformed
 message, an unlinked account, a revoked grant or a Graph 4xx are recorded and
-dropped -- retrying could never make them succeed.
+dropped -- retrying could never make them succeed. A mailbox throttled with a
+Retry-After over THROTTLE_REQUEUE_SECONDS does not hold its worker: the message
+is sent again, invisible for that long, and this one ends (`deferred`), so
+other mailboxes keep flowing; shorter waits are slept in the Graph client.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ log = logging.getLogger("shared.sync")
 
 @dataclass(frozen=True)
 class Outcome:
-    status: str          # synced | covered | dropped | skipped | reauth_required | failed
+    status: str          # synced | covered | deferred | dropped | skipped | reauth_required | failed
     detail: str = ""
     changes: int = 0
     delta_rounds: int = 0
@@ -125,7 +128,7 @@ def run(request: SyncRequest, *, settings: Any = None, repo: Any = None, graph: 
     from shared.sync import lock
     from shared.sync.outbound import publish_pending
 
-    with lock.hold(user, repo):
+    with lock.hold(user, repo, lease_seconds=settings.sync_lease_seconds):
         # The outbox of an earlier, failed run first; a queue error propagates and the message is retried.
         leftover = publish_pending(user, repo, settings=settings)
         if leftover:
@@ -137,6 +140,14 @@ def run(request: SyncRequest, *, settings: Any = None, repo: Any = None, graph: 
             outcome = Outcome("covered")
         else:
             outcome = _sync(request, settings, repo, graph, account, crash_after_pages, who)
+            account = repo.get_account(user) or account
+            if outcome.status == "synced" and _scoped(request) and not (
+                    covered(account, request) or calendar_covered(repo, request)):
+                # It resumed rounds begun before this request was received: their snapshot cannot
+                # hold the change this request announces, so one more (incremental) pass does.
+                log.info("sync %s: the resumed rounds began before this request; one more pass", who)
+                again = dataclasses.replace(request, full=False)  # incremental: the full round is done
+                outcome = _sync(again, settings, repo, graph, account, crash_after_pages, who)
     if outcome.status in ("synced", "covered"):
         _subscribe(request, repo, outcome)
     return outcome
@@ -157,14 +168,24 @@ def _sync(request: SyncRequest, settings: Any, repo: Any, graph: Any, account: A
     calendar_id = request.calendar_id if not request.full else None
     whole = not calendar_id and not (request.reason == "calendars" and not request.full)  # every calendar's round
     started_wall = time.time()
-    if calendar_id:
-        repo.update_calendar_subscription(user, calendar_id, sync_started_at=_now())
-    elif whole:  # only a sync of every calendar may cover the user's requests (coalescing)
-        repo.update_account(user, last_sync_started_at=_now())
+    if calendar_id or whole:  # only such a round may cover requests (coalescing)
+        row = repo.get_calendar_subscription(user, calendar_id) if calendar_id else None
+        started = _effective_start(row.sync_started_at if row else None, row.synced_at if row else None) \
+            if calendar_id else _effective_start(account.last_sync_started_at, account.last_sync_at)
+        if started is None:
+            started = _now()
+            if calendar_id:
+                repo.update_calendar_subscription(user, calendar_id, sync_started_at=started)
+            else:
+                repo.update_account(user, last_sync_started_at=started)
+        else:
+            log.info("sync %s: the sync started at %s did not finish; its rounds are resumed, so this sync"
+                     " covers only requests received before then", who, started)
+        started_wall = started.timestamp()
     if graph is None:
         from shared.graph import client_for_user
 
-        graph = client_for_user(user, settings)
+        graph = client_for_user(user, settings, defer_retry_after=settings.throttle_requeue_seconds)
     ctx = SyncContext(user, repo, graph, settings, current_window(settings), prefix=mailbox_prefix(account, user),
                       full=request.full, progress=Progress(who), crash_after_pages=crash_after_pages)
     ctx.delta_other, ctx.detect_delta = delta_other_calendars(settings, account)
@@ -189,6 +210,8 @@ def _sync(request: SyncRequest, settings: Any, repo: Any, graph: Any, account: A
     except GraphError as exc:
         _record_error(repo, user, exc)
         transient = exc.status is None or exc.status >= 500 or isinstance(exc, ThrottledError) or exc.status == 429
+        if transient and _defer(request, exc, settings):
+            return Outcome("deferred", f"throttled: retry after {exc.retry_after:.0f}s")
         if transient:
             raise
         log.error("sync %s failed for good: %s", who, exc)
@@ -214,6 +237,43 @@ def _sync(request: SyncRequest, settings: Any, repo: Any, graph: Any, account: A
     scope = f"calendar {calendar_id}" if calendar_id else "all calendars"
     log.info("sync %s (%s, %s) done: %s, %d changed rows", who, request.reason, scope, ctx.progress.summary(), sent)
     return Outcome("synced", ctx.progress.summary(), sent, ctx.delta_rounds, calendars_listed=listed)
+
+
+def _effective_start(started: datetime | None, finished: datetime | None) -> datetime | None:
+    """When the last sync (of the account, or of the calendar) did not finish (killed, failed), the
+    time it started: this sync resumes the rounds it began (stored nextLinks), so it covers nothing
+    received after that. None when the last one finished: this sync's own start counts."""
+    if started is not None and (finished is None or finished < started):
+        return started
+    return None
+
+
+def _scoped(request: SyncRequest) -> bool:
+    """A request that a sync can cover: every calendar, or one calendar (not the calendar-list check)."""
+    return bool(request.full or request.calendar_id or request.reason != "calendars")
+
+
+MAX_DEFER_SECONDS = 3600  # a Retry-After beyond an hour is treated as an hour
+
+
+def _defer(request: SyncRequest, exc: Any, settings: Any) -> bool:
+    """Re-queue `request` invisible for the Retry-After of a long throttle; False when the wait is
+    short (the host's retry is quicker) or the queue cannot take it (the error then propagates)."""
+    retry_after = exc.retry_after
+    if retry_after is None or retry_after <= settings.throttle_requeue_seconds:
+        return False
+    from shared.queues import SYNC_QUEUE, open_queue
+
+    delay = int(min(retry_after, MAX_DEFER_SECONDS)) + 1
+    try:
+        open_queue(SYNC_QUEUE, settings).send(request.to_json(), delay_seconds=delay)
+    except Exception as queue_error:
+        log.error("sync %s throttled for %ss and not re-queued (%s: %s)", request.user_id, delay,
+                  type(queue_error).__name__, queue_error)
+        return False
+    log.warning("sync %s throttled by Graph (Retry-After %.0fs): re-queued to run in %ds; the worker is"
+                " free for other mailboxes", request.user_id, retry_after, delay)
+    return True
 
 
 def _record_error(repo: Any, user: str, exc: BaseException) -> None:

@@ -110,4 +110,6 @@ def _client_reply(answer: Callable[[], Any]) -> func.HttpResponse:
     except Exception as exc:
         log.error("client request failed: %s", _describe(exc))
         reply = client_requests.Reply(500, {"error": "internal error; see the function log"})
-    return func.HttpResponse(json.dumps(reply.body), status_code=reply.status, mimetype="application/json")
+    headers = {"Retry-After": "5"} if reply.status == 503 else None  # queue or token service out: retry soon
+    return func.HttpResponse(json.dumps(reply.body), status_code=reply.status, mimetype="application/json",
+                             headers=headers)

@@ -27,9 +27,11 @@ def _receive(req: func.HttpRequest) -> func.HttpResponse:
         body = b""
     params = {k: v for k, v in req.params.items() if isinstance(v, str)}
     reply = handle(body, req.headers.get("content-type"), params)
+    headers = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+    if reply.retry_after is not None:
+        headers["Retry-After"] = str(reply.retry_after)
     return func.HttpResponse(reply.body, status_code=reply.status, mimetype=reply.content_type,
-                             charset="utf-8", headers={"Cache-Control": "no-store",
-                                                       "X-Content-Type-Options": "nosniff"})
+                             charset="utf-8", headers=headers)
 
 
 @bp.route(route="graph/notifications", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)

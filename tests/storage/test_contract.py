@@ -194,11 +194,11 @@ def test_chunked_write_is_one_unit_in_key_order(repo: Repository):
         i: "ck3" if i == "k04" else "ck1" for i in ids}
 
     broken = event("k10", 2, start={"dateTime": "not a time", "timeZone": "UTC"})  # fails in the last chunk
-    with pytest.raises(ValueError):
-        repo.upsert_events(USER, CAL, [event(i, 2) for i in ids[:-1]] + [broken])
+    changes = repo.upsert_events(USER, CAL, [event(i, 2) for i in ids[:-1]] + [broken])
+    # The row that cannot be mapped is left out (logged); it never stops the others (issue 12).
+    assert [c.remote_id for c in changes] == [i for i in ids[:-1] if i != "k04"]
     assert {e.microsoft_event_id: e.change_key for e in repo.list_events(USER)} == {
-        i: "ck3" if i == "k04" else "ck1" for i in ids}
-    assert len(repo.pending_changes(USER)) == len(ids)
+        i: "ck3" if i == "k04" else "ck1" if i == "k10" else "ck2" for i in ids}
 
 
 def test_concurrent_writers_end_with_the_newest_version(repo: Repository):
