@@ -65,7 +65,7 @@ def _remember_no_delta(ctx: SyncContext, exc: GraphError) -> None:
     ctx.repo.update_account(ctx.user_id, extra=extra)
     ctx.delta_other = False
     log.warning("sync %s: Graph does not serve calendarView/delta for non-default calendars (%s %s); "
-                "listing them in full from now on", ctx.user_id, exc.status, exc.message)
+                "listing them in full from now on", ctx.progress.label or ctx.user_id, exc.status, exc.message)
 
 
 def sync_calendar_events(ctx: SyncContext, calendar: dict[str, Any]) -> None:
@@ -93,7 +93,7 @@ def round_unless_gone(ctx: SyncContext, calendar: dict[str, Any]) -> bool:
     except GraphError as exc:
         if exc.status != 404 or calendar.get("isDefaultCalendar"):
             raise
-        log.info("sync %s: calendar %s is gone (404 %s); the next calendar list drops it", ctx.user_id,
+        log.info("sync %s: calendar %s is gone (404 %s); the next calendar list drops it", ctx.progress.label or ctx.user_id,
                  calendar.get("name") or calendar["id"], exc.code)
         return False
 
@@ -139,7 +139,7 @@ def sync_one_calendar(ctx: SyncContext, calendar_id: str, listed_at: float | Non
     for first in (c for c in new if c["id"] != calendar_id):
         round_unless_gone(ctx, first)
     if calendar is None:
-        log.info("sync %s: calendar %s is gone; nothing to sync", ctx.user_id, calendar_id)
+        log.info("sync %s: calendar %s is gone; nothing to sync", ctx.progress.label or ctx.user_id, calendar_id)
         return CalendarRound(listed, False)
     if round_unless_gone(ctx, calendar):
         return CalendarRound(listed, True)

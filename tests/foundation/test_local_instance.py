@@ -107,13 +107,14 @@ def test_cli_in_a_second_terminal_sees_the_running_demo(fresh_clone):
         assert str(fresh_clone / ".data" / "devhost-keys.json") in output
         assert str(fresh_clone / ".data" / "demo" / "calendar.db") in output
         # Log lines name users as the demo's own lines do (by address), never by a bare id.
-        assert re.search(r"INFO shared\.sync: sync adele@contoso\.onmicrosoft\.com \(linked\) done", output), output
+        assert re.search(r"INFO shared\.sync: sync adele@contoso\.onmicrosoft\.com \(linked, all calendars\) done",
+                         output), output
         assert not re.search(r"INFO shared\.\w+: (sync |user )?[0-9a-f]{8}-[0-9a-f]{4}-", output), output
 
         status = cli(fresh_clone, "status")
         assert status.returncode == 0, status.stdout + status.stderr
         for address in ("adele@contoso.onmicrosoft.com", "alex@contoso.onmicrosoft.com"):
-            assert re.search(rf"^{re.escape(address)} +linked +events until \d\d-\d\d \d\d:\d\dZ \(\d+[dh]\)",
+            assert re.search(rf"^{re.escape(address)} +linked +(\d)/\1 calendars live, first expiry \d\d-\d\d \d\d:\d\dZ",
                              status.stdout, re.M), status.stdout
         document = json.loads(cli(fresh_clone, "status", "--json").stdout)
         assert {u["name"] for u in document["users"]} == {"Adele Vance", "Alex Wilber"}
@@ -126,7 +127,7 @@ def test_cli_in_a_second_terminal_sees_the_running_demo(fresh_clone):
 
         action = cli(fresh_clone, "action", "list-calendars", "--user", "adele@contoso.onmicrosoft.com")
         assert action.returncode == 0, action.stdout + action.stderr
-        assert {c["name"] for c in json.loads(action.stdout)["value"]} == {"Calendar", "Team"}
+        assert {c["name"] for c in json.loads(action.stdout)["value"]} == {"Calendar", "Team", "Travel"}
     finally:
         demo.stop()
     # Stopped: the CLI still finds the demo's rows, and doctor says the demo is not running.

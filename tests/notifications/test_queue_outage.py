@@ -78,7 +78,7 @@ def test_the_devhost_queue_worker_survives_an_outage_and_resumes(app_env):
         unavailable("Azurite", "run `npm ci` (make test does) so node_modules/.bin/azurite exists")
     ports = (azurite_process.free_port(), azurite_process.free_port(), azurite_process.free_port())
     started = azurite_process.Azurite(None, *ports, "")  # the connection string before it runs
-    app_env(QUEUE_CONNECTION_STRING=started.connection_string, TABLE_PREFIX=f"o{uuid.uuid4().hex[:8]}")
+    app_env(AzureWebJobsStorage=started.connection_string, TABLE_PREFIX=f"o{uuid.uuid4().hex[:8]}")
     with DevHost(port=0, function_key="fkey", master_key="mkey", timers=False, poll_interval=0.05) as host:
         time.sleep(2.0)  # the queue worker polls a queue that is not there
         assert all(t.is_alive() for t in host._threads if "queue" in t.name)
