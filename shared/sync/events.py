@@ -93,8 +93,8 @@ def round_unless_gone(ctx: SyncContext, calendar: dict[str, Any]) -> bool:
     except GraphError as exc:
         if exc.status != 404 or calendar.get("isDefaultCalendar"):
             raise
-        log.info("sync %s: calendar %s is gone (404 %s); the next calendar list drops it", ctx.progress.label or ctx.user_id,
-                 calendar.get("name") or calendar["id"], exc.code)
+        log.info("sync %s: calendar %s is gone (404 %s); the next calendar list drops it",
+                 ctx.progress.label or ctx.user_id, calendar.get("name") or calendar["id"], exc.code)
         return False
 
 
