@@ -102,7 +102,7 @@ def main() -> int:
     from graphsim import GraphSimulator
     from graphsim.receiver import Receiver
 
-    sim = GraphSimulator(validation_timeout=10.0).start()
+    sim = GraphSimulator(validation_timeout=10.0, allow_http_notification_urls=True).start()
     receiver = Receiver()
     with tempfile.TemporaryDirectory() as tmp:
         try:
