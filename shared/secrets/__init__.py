@@ -1,4 +1,4 @@
-"""Secret store: the client secret and the token-encryption keys (sign-ins in flight live in the repository).
+"""Secret store: the client secret and the token-encryption keys (a sign-in in flight travels in its OAuth state).
 
 Two backends share one small interface: Azure Key Vault when KEY_VAULT_URL is
 set (managed identity in Azure), a folder of 0600 files otherwise. Names
