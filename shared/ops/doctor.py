@@ -103,6 +103,22 @@ def check_secret_store(settings) -> Iterator[Check]:
                     f"python -m shared secrets set {CLIENT_SECRET}  (the app registration's client secret)")
 
 
+def check_webhooks(settings) -> Iterator[Check]:
+    """Each WEBHOOKS endpoint's signing secret is in the store (without it no delivery can be signed)."""
+    from shared.secrets import open_secret_store
+
+    if not settings.webhooks:
+        return
+    store = open_secret_store(settings)
+    for endpoint in settings.webhooks:
+        name = f"webhook {endpoint.name}"
+        if store.get(endpoint.secret_name):
+            yield Check(name, True, f"{endpoint.url}: signing secret '{endpoint.secret_name}' present")
+        else:
+            yield Check(name, False, f"{endpoint.url}: no '{endpoint.secret_name}' secret; deliveries cannot be "
+                                     "signed", f"python -m shared secrets set {endpoint.secret_name}")
+
+
 def check_database(settings) -> Iterator[Check]:
     from shared.storage import open_repository
 
@@ -259,6 +275,7 @@ def run_checks(settings=None, *, now: dt.datetime | None = None) -> list[Check]:
         ("instance", "check .data/demo/local.settings.json (written by `make run`)", check_instance),
         ("configuration", "fix the settings named above", check_configuration),
         ("secret store", "check KEY_VAULT_URL and the identity's Key Vault Secrets User role", check_secret_store),
+        ("webhooks", "check WEBHOOKS and the secret store", check_webhooks),
         ("database", "check DATABASE_BACKEND and its connection setting (PG_DSN, SQLITE_PATH, TABLES_*)",
          check_database),
         ("queue wiring", "check QUEUE_CONNECTION_STRING / QUEUE_ACCOUNT_URL / AzureWebJobsStorage",

@@ -58,3 +58,17 @@ def test_jobs_go_only_to_endpoints_wanting_the_kind_and_user():
     assert routed == {("all", "1"), ("all", "2"), ("all", "3"), ("deletions", "1"), ("alice", "1"), ("alice", "3")}
     job = json.loads(jobs_for(messages[:1], endpoints[:1])[0])
     assert job["attempt"] == 1 and job["message"] == json.loads(messages[0])
+
+
+def test_doctor_names_a_webhook_whose_signing_secret_is_missing(app_env):
+    from shared.ops.doctor import check_webhooks, run_checks
+    from shared.secrets import open_secret_store
+
+    settings = app_env(WEBHOOKS=_one())
+    (check,) = check_webhooks(settings)
+    assert not check.ok and "webhook-crm" in check.detail and check.fix == "python -m shared secrets set webhook-crm"
+    assert any(c.name == "webhook crm" and not c.ok for c in run_checks(settings))
+    open_secret_store(settings).set("webhook-crm", "s3cret")
+    (check,) = check_webhooks(settings)
+    assert check.ok and "s3cret" not in check.line()
+    assert list(check_webhooks(app_env(WEBHOOKS=None))) == []  # no webhooks configured: nothing to check
