@@ -54,11 +54,18 @@ def _read_as_the_trigger(trigger, settings) -> list[str]:
 
         client = QueueClient.from_connection_string(connection, trigger.queue_name,
                                                     message_decode_policy=TextBase64DecodePolicy())
-        return [m.content for m in client.receive_messages(messages_per_page=32, visibility_timeout=1)]
+        received = list(client.receive_messages(messages_per_page=32, visibility_timeout=1))
+        for message in received:  # handled, as the trigger would: nothing is left for later tests' hosts
+            client.delete_message(message)
+        return [m.content for m in received]
     # Nothing configured: the local host runs the trigger on the embedded queue (func start would refuse).
     from shared.queues.local import LocalQueue
 
-    return [m.body for m in LocalQueue(trigger.queue_name, settings.local_queue_path).receive(32, 1)]
+    queue = LocalQueue(trigger.queue_name, settings.local_queue_path)
+    received = queue.receive(32, 1)
+    for message in received:
+        queue.delete(message)
+    return [m.body for m in received]
 
 
 def _sent_reaches_trigger(settings) -> None:

@@ -50,6 +50,9 @@ def _run(world) -> None:
     alice = world.user("Alice")
     ids = _seed(world, alice)
     assert len(world.expected(alice)["events"]) >= 5000
+    from shared.queues import SYNC_QUEUE, open_queue
+
+    open_queue(SYNC_QUEUE).clear()  # the session's Azurite is shared: no other test's request runs here
     host = DevHost(port=0, timers=False, queue_options={"visibility_timeout": 120}).start()
     try:
         world.configure(GRAPH_PAGE_SIZE="100")
