@@ -9,6 +9,7 @@ import json
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -62,16 +63,18 @@ def trigger_endpoint(connection: str) -> QueueEndpoint:
     return found or QueueEndpoint(EMBEDDED, str(settings.local_queue_path), "LOCAL_QUEUE_PATH")
 
 
-_functions_cache: dict[int, list[Any]] = {}
+# Keyed by the app object itself, held weakly: keyed by id(), a new app that reused a collected one's
+# id was served the old app's functions (and their closures).
+_functions_cache: weakref.WeakKeyDictionary[func.FunctionApp, list[Any]] = weakref.WeakKeyDictionary()
 _functions_lock = threading.Lock()
 
 
 def registered_functions(app: func.FunctionApp) -> list[Any]:
     """`app.get_functions()`, which the SDK allows only once per app object: cached."""
     with _functions_lock:
-        if id(app) not in _functions_cache:
-            _functions_cache[id(app)] = app.get_functions()
-        return _functions_cache[id(app)]
+        if app not in _functions_cache:
+            _functions_cache[app] = app.get_functions()
+        return _functions_cache[app]
 
 
 def _call(function: Callable[..., Any], arg_name: str, value: Any) -> Any:

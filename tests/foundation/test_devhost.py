@@ -134,3 +134,22 @@ def test_registered_functions_are_callable_with_http_request():
     assert response.status_code == 200
     assert json.loads(response.get_body())["status"] == "ok"
 
+
+
+def test_each_app_gets_its_own_functions_even_when_an_id_is_reused():
+    """Apps created and dropped one after another often reuse a memory address (an id); each must still
+    be served its own functions, not a collected app's (whose closures point at another test's state)."""
+    import gc
+
+    for n in range(50):
+        app = func.FunctionApp()
+
+        @app.route(route=f"r{n}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+        def handler(req: func.HttpRequest, n: int = n) -> func.HttpResponse:
+            return func.HttpResponse(str(n))
+
+        (function,) = registered_functions(app)
+        assert function.get_function_name() == "handler"
+        assert function.get_trigger().route == f"r{n}", f"app {n} was served another app's functions"
+        del app, function, handler
+        gc.collect()
