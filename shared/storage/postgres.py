@@ -29,7 +29,7 @@ from shared.storage import base, migrations, schema
 from shared.storage.base import Incoming, Mapped
 from shared.storage.fixture import SQL_TYPES
 from shared.storage.schema import TableSpec
-from shared.storage.sqlbackend import SqlRepository
+from shared.storage.sqlbackend import SqlRepository, updates_by_columns
 from shared.storage.textsafety import TextRules
 from shared.storage.types import ChangedRow
 
@@ -263,11 +263,7 @@ class PostgresRepository(SqlRepository):
             _copy_binary(cur, sql.Identifier(spec.name), names, types, ([row.get(n) for n in names] for row in rows))
 
     def _set_columns(self, tx: Any, spec: TableSpec, partition: str, updates: dict[str, dict[str, Any]]) -> None:
-        by_names: dict[tuple[str, ...], list[list[Any]]] = {}
-        for key, values in updates.items():
-            names = tuple(sorted(values))
-            by_names.setdefault(names, []).append([_param(spec.column(n).type, values[n]) for n in names] + [key])
-        for names, params in by_names.items():
+        for names, params in updates_by_columns(updates, lambda n, v: _param(spec.column(n).type, v)).items():
             query = sql.SQL("UPDATE {} SET {} WHERE {} = %s").format(
                 sql.Identifier(spec.name),
                 sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(n)) for n in names),

@@ -9,9 +9,21 @@ SQLite (`?`) run them through these methods. Both drivers' connections answer
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from shared.storage import base, migrations
+
+
+def updates_by_columns(updates: dict[str, dict[str, Any]],
+                       encode: Callable[[str, Any], Any]) -> dict[tuple[str, ...], list[list[Any]]]:
+    """`_set_columns` input grouped for executemany: per set of column names, the rows' parameters
+    (`encode(name, value)` for each column in that order, then the key)."""
+    grouped: dict[tuple[str, ...], list[list[Any]]] = {}
+    for key, values in updates.items():
+        names = tuple(sorted(values))
+        grouped.setdefault(names, []).append([encode(n, values[n]) for n in names] + [key])
+    return grouped
 
 
 class SqlRepository(base.Repository):

@@ -23,7 +23,7 @@ from shared.private_files import prepare_private_file
 from shared.storage import base, migrations, schema
 from shared.storage.base import Mapped, Stored
 from shared.storage.schema import TableSpec
-from shared.storage.sqlbackend import SqlRepository
+from shared.storage.sqlbackend import SqlRepository, updates_by_columns
 
 _VARS_PER_STATEMENT = 900
 
@@ -177,11 +177,7 @@ class SqliteRepository(SqlRepository):
         tx.executemany(sql, [[encode(spec.column(n).type, r.get(n)) for n in names] for r in rows])
 
     def _set_columns(self, tx: Any, spec: TableSpec, partition: str, updates: dict[str, dict[str, Any]]) -> None:
-        by_names: dict[tuple[str, ...], list[list[Any]]] = {}
-        for key, values in updates.items():
-            names = tuple(sorted(values))
-            by_names.setdefault(names, []).append([encode(spec.column(n).type, values[n]) for n in names] + [key])
-        for names, params in by_names.items():
+        for names, params in updates_by_columns(updates, lambda n, v: encode(spec.column(n).type, v)).items():
             sets = ", ".join(f"{spec.column(n).name} = ?" for n in names)
             tx.executemany(f"UPDATE {spec.name} SET {sets} WHERE {spec.remote_key} = ?", params)  # noqa: S608
 
