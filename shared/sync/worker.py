@@ -169,9 +169,11 @@ def _sync(request: SyncRequest, settings: Any, repo: Any, graph: Any, account: A
     whole = not calendar_id and not (request.reason == "calendars" and not request.full)  # every calendar's round
     started_wall = time.time()
     if calendar_id or whole:  # only such a round may cover requests (coalescing)
-        row = repo.get_calendar_subscription(user, calendar_id) if calendar_id else None
-        started = _effective_start(row.sync_started_at if row else None, row.synced_at if row else None) \
-            if calendar_id else _effective_start(account.last_sync_started_at, account.last_sync_at)
+        if calendar_id:
+            row = repo.get_calendar_subscription(user, calendar_id)
+            started = _effective_start(row.sync_started_at, row.synced_at) if row else None
+        else:
+            started = _effective_start(account.last_sync_started_at, account.last_sync_at)
         if started is None:
             started = _now()
             if calendar_id:
