@@ -282,7 +282,11 @@ def collect(settings=None, *, now: dt.datetime | None = None, user_id: str | Non
 
         alive = live_subscription_ids([accounts[i] for i in ids if i in accounts], settings)
     subscriptions: dict[str, list[Any]] = {}
-    for row in repo.list_calendar_subscriptions(ids[0] if user_id is not None and ids else None):
+    if user_id is None:
+        rows = repo.list_calendar_subscriptions()
+    else:  # one user, or nobody when the filter names no account (never every user's rows)
+        rows = repo.list_calendar_subscriptions(ids[0]) if ids else []
+    for row in rows:
         subscriptions.setdefault(row.microsoft_user_id, []).append(row)
     entries = [user_status(accounts.get(i), users.get(i), repo.counts(i), now, settings=settings,
                            calendars=calendar_states(subscriptions.get(i, []), repo.list_calendars(i),
