@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 PORT ?= 7071
 
-.PHONY: run test fuzz lint lint-infra venv node graphsim bench fixture clean help
+.PHONY: run test fuzz lint typecheck lint-infra venv node graphsim bench fixture clean help
 
 help:
 	@echo "make run [PORT=7071] - local Functions host on http://127.0.0.1:PORT: the demo against the Graph"
@@ -18,6 +18,7 @@ help:
 	@echo "                       (the first run downloads and installs about 1 GB: .venv ~580 MB,"
 	@echo "                       .venv-infra ~290 MB, node_modules ~190 MB; about 7 minutes)"
 	@echo "make lint            - ruff over the Python code"
+	@echo "make typecheck       - mypy: strict on shared/, basic on graphsim/ and devhost/ (pyproject.toml)"
 	@echo "make lint-infra      - check the infrastructure templates (infra/check.sh: parse, checkov in .venv-infra)"
 	@echo "make graphsim        - the Graph simulator alone, with a demo tenant"
 	@echo "make bench           - benchmarks (figures printed side by side)"
@@ -56,6 +57,9 @@ fuzz: venv
 
 lint: venv
 	$(BIN)/ruff check .
+
+typecheck: venv
+	$(BIN)/mypy
 
 lint-infra:
 	@if [ -x infra/check.sh ]; then infra/check.sh; else echo "lint-infra: no infra/check.sh yet"; fi
