@@ -217,6 +217,10 @@ SETTINGS: tuple[Setting, ...] = (
             "Publish the change feed on the outlook-changes and outlook-notifications queues; turn "
             "off when only webhooks consume it.",
             "true", True, _parse_bool),
+    Setting("FEED_ROW_SCHEMA", "feed_row_schema",
+            "Message schema of row changes on the outlook-changes queue: row-changes.v2 packs a sync's "
+            "changes into few messages; row-change.v1 sends one message per changed row (older consumers).",
+            "row-changes.v2", "row-changes.v2", _parse_choice("row-changes.v2", "row-change.v1")),
     Setting("WEBHOOKS", "webhooks",
             "JSON array of HTTPS endpoints receiving the feed, signed with the secret webhook-<name>: "
             "[{\"name\", \"url\", \"kinds\" (optional), \"users\" (optional)}].",

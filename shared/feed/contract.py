@@ -13,10 +13,12 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-ROW_CHANGE = "row-change.v1"
+ROW_CHANGE = "row-change.v1"    # one changed row per message (webhooks; the queue when FEED_ROW_SCHEMA says so)
+ROW_CHANGES = "row-changes.v2"  # one mailbox's changed rows packed per message (the queue's default)
 NOTIFICATION = "notification.v1"
 LIFECYCLE = "lifecycle.v1"
-SCHEMAS = (ROW_CHANGE, NOTIFICATION, LIFECYCLE)
+SCHEMAS = (ROW_CHANGE, ROW_CHANGES, NOTIFICATION, LIFECYCLE)
+ROW_SCHEMAS = (ROW_CHANGES, ROW_CHANGE)  # what FEED_ROW_SCHEMA may choose for the outlook-changes queue
 
 # What a webhook endpoint can subscribe to (the message's `type`).
 KINDS = ("row.created", "row.updated", "row.deleted", "notification", "lifecycle")
@@ -29,7 +31,8 @@ def load_schema(name: str) -> dict[str, Any]:
     """The JSON Schema document of message kind `name` (e.g. "row-change.v1")."""
     if name not in SCHEMAS:
         raise KeyError(name)
-    return json.loads((SCHEMA_DIR / f"{name}.json").read_text(encoding="utf-8"))
+    document: dict[str, Any] = json.loads((SCHEMA_DIR / f"{name}.json").read_text(encoding="utf-8"))
+    return document
 
 
 def content_id(*parts: str) -> str:

@@ -55,9 +55,14 @@ def publish(queue: Any, messages: Iterable[str], settings: Any = None) -> int:
         return 0
     if settings.feed_queues:
         queue.send_many(messages)
+    send_jobs(messages, settings)
+    return len(messages)
+
+
+def send_jobs(messages: list[str], settings: Any) -> None:
+    """The delivery jobs of `messages` (one feed message each) for the configured endpoints."""
     jobs = jobs_for(messages, settings.webhooks)
     if jobs:
         from shared.queues import open_queue
 
         open_queue(WEBHOOK_QUEUE, settings).send_many(jobs)
-    return len(messages)

@@ -127,10 +127,26 @@ def change_version(data: dict[str, Any] | None) -> str:
     return str(data.get("changeKey") or data.get("lastModifiedDateTime") or data.get("@odata.etag") or "")
 
 
+OUTBOX_DATA_UTF16_UNITS = 30_000  # one Table Storage string property holds 32 K UTF-16 units
+
+
+def outbox_data(data: dict[str, Any] | None) -> str | None:
+    """The row's JSON as the outbox keeps it for the publisher; None for a deletion or a row too large to
+    keep in one property (the publisher reads such a row back, and a queue message could not hold it)."""
+    if data is None:
+        return None
+    from shared.feed.contract import encode
+
+    text = encode(data)
+    return text if len(text.encode("utf-16-le")) <= 2 * OUTBOX_DATA_UTF16_UNITS else None
+
+
 def outbox_row(user_id: str, seq: int, change: ChangedRow, now: datetime) -> dict[str, Any]:
-    """The OUTBOX row recording one change: what changed, not the data (the publisher reads the row)."""
+    """The OUTBOX row recording one change: what changed and the row's data as written, so publishing
+    reads no rows back."""
     return {"microsoft_user_id": user_id, "seq": seq, "row_table": change.table, "remote_id": change.remote_id,
-            "kind": change.kind, "version": change_version(change.data), "created_at": now}
+            "kind": change.kind, "version": change_version(change.data), "created_at": now,
+            "row_data": outbox_data(change.data) if change.kind != "deleted" else None}
 
 
 def is_older(new_version: str, stored_version: str) -> bool:
@@ -756,8 +772,8 @@ class Repository(ABC):
     def pending_changes(self, user_id: str, limit: int = 500) -> list[OutboxEntry]:
         """The user's changes not yet acknowledged, oldest first (at most `limit`)."""
         rows = self._select(OUTBOX, user_id, {"microsoft_user_id": user_id}, limit=limit)
-        return [OutboxEntry(r["seq"], r["row_table"], r["remote_id"], r["kind"], r["version"] or "", r["created_at"])
-                for r in rows]
+        return [OutboxEntry(r["seq"], r["row_table"], r["remote_id"], r["kind"], r["version"] or "", r["created_at"],
+                            r.get("row_data")) for r in rows]
 
     def ack_changes(self, user_id: str, entry_ids: Iterable[int]) -> None:
         """Forget published entries (their `seq`); unknown or already acknowledged ones are ignored."""

@@ -8,10 +8,10 @@ migration (e.g. `ALTER TABLE ... ADD COLUMN`) rather than editing the first.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from shared.storage import schema
-from shared.storage.fixture import real_table_ddl
+from shared.storage.fixture import SQL_TYPES, real_table_ddl
 
 
 @dataclass(frozen=True)
@@ -30,8 +30,12 @@ MIGRATIONS: tuple[Migration, ...] = (
               _tables(schema.USERS, schema.CALENDARS, schema.EVENTS, schema.ACCOUNTS, schema.CURSORS, schema.SEEN)),
     Migration(2, "leases: one sync per user across instances", _tables(schema.LEASES)),
     Migration(3, "outbox for outbound change events; sign-ins in flight",
-              _tables(schema.OUTBOX, schema.OUTBOX_SEQ, schema.OAUTH_FLOWS)),
+              _tables(replace(schema.OUTBOX, columns=schema.OUTBOX_V3_COLUMNS), schema.OUTBOX_SEQ,
+                      schema.OAUTH_FLOWS)),
     Migration(4, "one change-notification subscription per calendar", _tables(schema.CALENDAR_SUBSCRIPTIONS)),
+    Migration(5, "outbox entries carry the row's data as written (the publisher reads no rows back)",
+              lambda dialect: [f"ALTER TABLE {schema.OUTBOX.name} ADD COLUMN row_data "
+                               f"{SQL_TYPES[dialect][schema.TEXT]}"]),
 )
 
 # Compare-and-set shared by the SQL backends: take the lease when it is free,

@@ -187,11 +187,13 @@ LEASES = state(
 
 # The transactional outbox: each changed calendar/event row, written in the transaction that changed
 # it, deleted once published to the outbound queue. `seq` orders one user's entries. An entry names
-# the change (table, id, kind, version); the publisher reads the row's data when it sends.
+# the change (table, id, kind, version) and carries the row's JSON as written (`row_data`, migration 5),
+# so the publisher never reads rows back; NULL for a deletion, a row too large to keep here, or an
+# entry written before migration 5 (those rows are read back when published).
+OUTBOX_V3_COLUMNS = (Column("microsoft_user_id", TEXT, KEY), Column("seq", INT, KEY), _s("row_table"),
+                     _s("remote_id"), _s("kind"), _s("version"), _s("created_at", TIMESTAMP))
 OUTBOX = TableSpec(
-    "microsoft_calendar_outbox_v1", "outbox",
-    (Column("microsoft_user_id", TEXT, KEY), Column("seq", INT, KEY), _s("row_table"), _s("remote_id"),
-     _s("kind"), _s("version"), _s("created_at", TIMESTAMP)),
+    "microsoft_calendar_outbox_v1", "outbox", (*OUTBOX_V3_COLUMNS, _s("row_data")),
     key=("microsoft_user_id", "seq"), replicated=False,
 )
 

@@ -62,8 +62,8 @@ from shared.storage.textsafety import TextRules
 MAX_BATCH = 100
 POINT_READS = 20  # up to this many keys are read one by one; more scan the partition
 MAX_BATCH_BYTES = 3_000_000  # a transaction's body may not exceed 4 MiB; leave room for the envelope
-SCHEMA_VERSION = 4  # the SQL migrations' number; 2 added leases, 3 the outbox and sign-ins (meta/events here),
-# 4 the calendar subscriptions (accounts table, "s:" rows)
+SCHEMA_VERSION = 5  # the SQL migrations' number; 2 added leases, 3 the outbox and sign-ins (meta/events here),
+# 4 the calendar subscriptions (accounts table, "s:" rows), 5 the outbox entries' row_data (a new property)
 FLOW_PARTITION = "oauthflow"
 _PLACEMENT = {  # spec name -> (physical table suffix, RowKey prefix)
     schema.USERS.name: ("users", "u:"),

@@ -62,8 +62,9 @@ class OutboxEntry:
     """A changed row waiting in the outbox for the outbound queue (`pending_changes`, `ack_changes`).
 
     `seq` orders one user's entries and is what `ack_changes` takes. `version` is the row's
-    changeKey / lastModifiedDateTime at the change. The entry names the change, not the data:
-    the publisher reads the row's current data when it sends (`Repository.select`).
+    changeKey / lastModifiedDateTime at the change. `data` is the row's JSON text as that change
+    wrote it (None for a deletion, a row too large to keep, or an entry older than the column: the
+    publisher reads those rows back with `Repository.select`).
     """
 
     seq: int
@@ -72,6 +73,7 @@ class OutboxEntry:
     kind: Literal["created", "updated", "deleted"]
     version: str
     created_at: datetime | None = None
+    data: str | None = dataclasses.field(default=None, compare=False, repr=False)
 
 
 @dataclasses.dataclass(frozen=True)

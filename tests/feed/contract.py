@@ -26,13 +26,25 @@ def validate(message: str | dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-def drain(queue_name: str, settings: Any = None) -> list[dict[str, Any]]:
-    """Receive and delete every visible message of a queue (as a consumer would), each one validated."""
+def expand(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """A consumer reading both row schemas: a row-changes.v2 message as the row-change.v1 message of each
+    change (its fields plus `schema` and `user_id`, validated as such); any other message as it is."""
+    if body.get("schema") != "row-changes.v2":
+        return [body]
+    return [validate({"schema": "row-change.v1", "user_id": body["user_id"], **change}) for change in body["changes"]]
+
+
+def drain(queue_name: str, settings: Any = None, *, packed: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Receive and delete every visible message of a queue (as a consumer would), each one validated;
+    row-changes.v2 messages are expanded to one row-change.v1 per change (`packed` collects them as sent)."""
     from shared.queues import open_queue
 
     queue, out = open_queue(queue_name, settings), []
     while batch := queue.receive(32, visibility_timeout=300):
         for message in batch:
-            out.append(validate(message.body))
+            body = validate(message.body)
+            if packed is not None and body["schema"] == "row-changes.v2":
+                packed.append(body)
+            out += expand(body)
             queue.delete(message)
     return out

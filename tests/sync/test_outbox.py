@@ -67,6 +67,7 @@ def unique(messages: list[dict[str, Any]]) -> Counter:
 
 
 def test_changes_survive_a_failing_outbound_queue(world, no_subscribe, monkeypatch):
+    world.configure(FEED_ROW_SCHEMA="row-change.v1")  # one message per row: the failure cuts between rows
     sim = world.sim
     alice = world.user("Alice")
     team = sim.create_calendar(alice, "Team")
@@ -126,3 +127,32 @@ def test_a_crash_between_send_and_ack_resends_with_the_same_ids(world, no_subscr
     assert [(m["remote_id"], m["type"]) for m in messages] == [(changed, "row.created")] * 2
     assert messages[0]["id"] == messages[1]["id"]  # the consumer drops the second
     assert world.repo.pending_changes(alice) == []
+
+
+def test_packed_changes_survive_a_queue_failing_between_messages(world, no_subscribe, monkeypatch):
+    sim = world.sim
+    alice = world.user("Alice")
+    big = "x" * 12_000  # four such rows fill a queue message: the sync's changes need several
+    created = [sim.create_event(alice, subject=f"big {i}", body={"contentType": "text", "content": big},
+                                **slot(i + 1))["id"] for i in range(8)]
+    failures = fail_next_send(monkeypatch, world, after=1)
+    world.link(alice)
+    assert drain_retrying(world) == ["QueueDown", "synced"]
+    assert failures and failures[0] > 1
+    assert world.repo.pending_changes(alice) == []
+    packed: list[dict[str, Any]] = []
+    messages = drain(OUTBOUND_QUEUE, world.settings, packed=packed)
+    assert len(packed) >= failures[0] + 1 and all(p["user_id"] == alice for p in packed)
+    seen = Counter(c["id"] for p in packed for c in p["changes"])
+    first = {i for i, n in seen.items() if n > 1}  # the changes of the message the queue took before failing
+    assert first and set(seen.values()) == {1, 2}
+    assert any({c["id"] for c in p["changes"]} == first for p in packed)  # one whole message, sent twice
+    rows = {(schema.EVENTS.name, e.microsoft_event_id) for e in world.repo.list_events(alice)}
+    rows |= {(schema.CALENDARS.name, c.microsoft_calendar_id) for c in world.repo.list_calendars(alice)}
+    rows |= {(schema.USERS.name, alice)}
+    assert set(created) <= {i for _, i in rows}
+    assert unique(messages) == Counter({(t, i, "row.created"): 1 for t, i in rows})
+    assert len(messages) == len(rows) + len(first)  # at-least-once: the first message's changes came again
+    for p in packed:  # commit order within a message
+        sequences = [c["sequence"] for c in p["changes"]]
+        assert sequences == sorted(set(sequences))

@@ -11,6 +11,7 @@ from shared.sync import lock, outbound
 from shared.sync.mapping import split_page
 from shared.sync.window import current_window
 from shared.sync.worker import covered
+from tests.feed.contract import expand, validate
 
 
 def test_split_page_separates_removals_and_keeps_cancelled_rows():
@@ -90,7 +91,8 @@ def test_outbound_sends_current_data_and_skips_rows_deleted_since(tmp_path):
 
     queue = Queue()
     assert outbound.publish_pending("u", repo, queue) == 2
-    bodies = [json.loads(b) for b in queue.sent]
+    assert len(queue.sent) == 1  # both changes in one row-changes.v2 message
+    bodies = [change for b in queue.sent for change in expand(validate(b))]
     assert [(b["remote_id"], b["type"]) for b in bodies] == [("e1", "row.created"), ("e2", "row.deleted")]
     assert bodies[0]["data"]["subject"] == "second"  # the row as stored when sent
     assert repo.pending_changes("u") == []

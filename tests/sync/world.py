@@ -101,9 +101,9 @@ class World:
 
     def outbound(self) -> list[dict[str, Any]]:
         from shared.queues import OUTBOUND_QUEUE
-        from tests.feed.contract import validate
+        from tests.feed.contract import expand, validate
 
-        return [validate(m.body) for m in self.queue(OUTBOUND_QUEUE).peek(32)]
+        return [change for m in self.queue(OUTBOUND_QUEUE).peek(32) for change in expand(validate(m.body))]
 
     # --- comparing with the simulator ------------------------------------------------------
     def expected(self, user: str) -> dict[str, Any]:
