@@ -8,10 +8,16 @@ dequeue count so the host can move it to `<name>-poison` after
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from shared.queues.base import Queue, QueueMessage, poison_queue_name
 
+if TYPE_CHECKING:
+    from shared.config import Settings
+    from shared.queues.wiring import QueueEndpoint
+
 SYNC_QUEUE = "calendar-sync"
-OUTBOUND_QUEUE = "outlook-changes"            # row changes (row-change.v1)
+OUTBOUND_QUEUE = "outlook-changes"            # row changes (row-changes.v2, or row-change.v1: FEED_ROW_SCHEMA)
 NOTIFICATIONS_QUEUE = "outlook-notifications"  # notifications of subscriptions made through the actions
 WEBHOOK_QUEUE = "webhook-deliveries"           # one job per (feed message, webhook endpoint)
 
@@ -19,7 +25,7 @@ __all__ = ["NOTIFICATIONS_QUEUE", "OUTBOUND_QUEUE", "SYNC_QUEUE", "WEBHOOK_QUEUE
            "Queue", "QueueMessage", "open_queue", "poison_queue_name"]
 
 
-def open_queue(name: str, settings=None, *, endpoint=None) -> Queue:
+def open_queue(name: str, settings: Settings | None = None, *, endpoint: QueueEndpoint | None = None) -> Queue:
     """The queue called `name` where the app sends (shared/queues/wiring.py), or on `endpoint`
     (the local host's queue triggers); cached per process."""
     from shared import runtime

@@ -10,6 +10,10 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from shared.config import Settings
 
 # Why a sync was asked for.
 REASONS = frozenset({
@@ -54,7 +58,7 @@ class SyncRequest:
         return cls(**known)
 
 
-def enqueue_sync(request: SyncRequest, settings=None) -> None:
+def enqueue_sync(request: SyncRequest, settings: Settings | None = None) -> None:
     """Put one sync request on the sync queue."""
     from shared.queues import SYNC_QUEUE, open_queue
 
