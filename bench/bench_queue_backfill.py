@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from bench_backfill import REDIRECT, configure, link, seed  # noqa: E402
 
 CONFIGS = ("embedded", "azurite", "azurite-v1")
+DEFAULT_CONFIGS = "embedded,azurite"
 
 
 class QueueCounter:
@@ -79,12 +80,14 @@ class QueueCounter:
                 seconds[queue.name] += time.perf_counter() - started
 
         def other(queue: Any, *args: Any, **kwargs: Any) -> Any:
-            counts[f"{queue.name} {action}"] += 1
             started = time.perf_counter()
             try:
-                return original(queue, *args, **kwargs)
+                result = original(queue, *args, **kwargs)
             finally:
                 seconds[queue.name] += time.perf_counter() - started
+            idle = action == "receive" and not result  # a poll of an empty queue
+            counts[f"{queue.name} {action}{' (empty)' if idle else ''}"] += 1
+            return result
 
         return send_many if action == "send_many" else other
 
@@ -123,7 +126,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--page-size", type=int, default=100)
-    parser.add_argument("--configs", default=",".join(CONFIGS))
+    parser.add_argument("--configs", default=DEFAULT_CONFIGS)
     parser.add_argument("--pg-dsn", default=os.environ.get("PG_DSN") or "host=127.0.0.1 port=5432 user=postgres "
                                                                          "dbname=postgres")
     args = parser.parse_args()

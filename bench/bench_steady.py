@@ -1,0 +1,220 @@
+"""Steady changes for many mailboxes: change -> row latency through notifications, queues and the sync worker.
+
+For each queue configuration (run one after the other in this process, same
+simulator): a fresh PostgreSQL database, N app-only mailboxes with one event
+each, linked and fully synced with their subscriptions through the local host
+(devhost: HTTP receiver + queue triggers, as `func start` runs them). Then
+RATE changes per second for SECONDS seconds: each updates a random mailbox's
+event in the simulator, which notifies the host; the sync worker stores the
+row. A watcher reads the event rows every 50 ms: change -> row latency is the
+time from the Graph update to the row holding the new subject (p50/p99/max).
+
+- embedded: the embedded SQLite queue;
+- azurite: QUEUE_CONNECTION_STRING and AzureWebJobsStorage -> Azurite (started here).
+
+Queue requests are counted by wrapping the queue classes in this script (one
+per message sent; receives, deletes and releases one each), per change; polls
+that found a queue empty are shown apart (the local host polls every
+poll_interval, the Functions host backs off to maxPollingInterval).
+
+Run: .venv/bin/python bench/bench_steady.py [--users 200] [--rate 20] [--seconds 60] [--configs embedded,azurite]
+     [--pg-dsn DSN]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import socket
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from bench_backfill import REDIRECT, configure, slot  # noqa: E402
+from bench_queue_backfill import QueueCounter  # noqa: E402
+
+CONFIGS = ("embedded", "azurite")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def wait_quiet(sim: Any, host: Any, timeout: float = 600.0) -> None:
+    """Notifications delivered and the queues drained, twice in a row."""
+    deadline, quiet = time.monotonic() + timeout, 0
+    while quiet < 2:
+        if time.monotonic() > deadline:
+            raise TimeoutError("the app did not settle")
+        sim.flush_notifications(timeout=10)
+        host.drain(timeout=max(1.0, deadline - time.monotonic()))
+        quiet = quiet + 1 if sim.flush_notifications(timeout=0.5) and host.drain(timeout=1) else 0
+        time.sleep(0.2)
+
+
+class Watcher(threading.Thread):
+    """Polls the event rows; a change counts as stored when its row shows it or a later change."""
+
+    def __init__(self, dsn: str) -> None:
+        super().__init__(daemon=True)
+        self.dsn = dsn
+        self.pending: dict[str, list[tuple[int, float]]] = {}  # event id -> (change number, time of the change)
+        self.latencies: list[float] = []
+        self.lock, self.stop = threading.Lock(), threading.Event()
+
+    def expect(self, event_id: str, number: int) -> None:
+        with self.lock:
+            self.pending.setdefault(event_id, []).append((number, time.perf_counter()))
+
+    def run(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            while not self.stop.is_set():
+                rows = conn.execute("SELECT microsoft_event_id, data->>'subject' FROM microsoft_calendar_event_v1"
+                                    ).fetchall()
+                now = time.perf_counter()
+                with self.lock:
+                    for event_id, subject in rows:
+                        waiting = self.pending.get(event_id)
+                        if not waiting or not (subject or "").startswith("steady "):
+                            continue
+                        shown = int(subject.split()[1])
+                        self.latencies += [now - at for number, at in waiting if number <= shown]
+                        self.pending[event_id] = [(n, at) for n, at in waiting if n > shown]
+                time.sleep(0.05)
+
+
+def run_config(config: str, args: argparse.Namespace, sim: Any, azurite: str) -> dict[str, Any]:
+    import psycopg
+
+    from devhost import DevHost
+    from shared import runtime
+    from shared.queues.messages import SyncRequest, enqueue_sync
+    from shared.secrets import CLIENT_SECRET, open_secret_store
+    from shared.storage import open_repository
+
+    tenant = sim.create_tenant()
+    client_id, secret = sim.register_app(tenant, redirect_uris=[REDIRECT])
+    users = [sim.create_user(tenant, f"S{n}", f"s{n}@{tenant}.test") for n in range(args.users)]
+    events = {user: sim.create_events(user, [{"subject": "seed", **slot(1, 9)}])[0] for user in users}
+    name = f"bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(args.pg_dsn, autocommit=True, connect_timeout=5) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    params = dict(item.split("=", 1) for item in args.pg_dsn.split() if "=" in item)
+    dsn = " ".join(f"{k}={v}" for k, v in {**params, "dbname": name}.items())
+    port, tmp = free_port(), tempfile.mkdtemp(prefix="bench-steady-")
+    on_azurite = azurite if config == "azurite" else ""
+    configure({"AUTHORITY_HOST": sim.base_url, "TENANT": tenant, "GRAPH_BASE_URL": sim.graph_url,
+               "CLIENT_ID": client_id, "REQUESTS_CA_BUNDLE": sim.ca_file, "DATABASE_BACKEND": "postgres",
+               "PG_DSN": dsn, "SQLITE_PATH": f"{tmp}/calendar.db", "LOCAL_QUEUE_PATH": f"{tmp}/queue.db",
+               "LOCAL_SECRETS_DIR": f"{tmp}/secrets", "APP_BASE_URL": f"http://127.0.0.1:{port}",
+               "QUEUE_CONNECTION_STRING": on_azurite, "AzureWebJobsStorage": on_azurite,
+               "GRAPH_MAX_RETRIES": "10"})
+    open_secret_store().set(CLIENT_SECRET, secret)
+    repo = open_repository()
+    host = DevHost(port=port, timers=False, queues=True, poll_interval=0.05).start()
+    counter, watcher = QueueCounter(), Watcher(dsn)
+    try:
+        started = time.perf_counter()
+        for user in users:  # app-only onboarding: what it stores, then the sync it queues
+            repo.upsert_user(user, {"id": user})
+            repo.update_account(user, status="linked", mode="app_only", graph_user_id=user)
+            enqueue_sync(SyncRequest(user, "linked", full=True, subscribe=True))
+        wait_quiet(sim, host)
+        linked = time.perf_counter() - started
+        subscribed = sum(1 for u in users for r in repo.list_calendar_subscriptions(u) if r.subscription_id)
+        watcher.start()
+        rnd, changes = random.Random(7), 0
+        with counter.installed():
+            begin = time.perf_counter()
+            while (elapsed := time.perf_counter() - begin) < args.seconds:
+                due = int(elapsed * args.rate)
+                while changes < due:
+                    user = rnd.choice(users)
+                    watcher.expect(events[user], changes)
+                    sim.update_event(user, events[user], subject=f"steady {changes}")
+                    changes += 1
+                time.sleep(0.005)
+            offered = time.perf_counter() - begin
+            wait_quiet(sim, host)
+            time.sleep(0.2)
+        watcher.stop.set()
+        watcher.join()
+        latencies = watcher.latencies
+        missing = changes - len(latencies)  # never stored
+        return {"config": config, "linked_s": linked, "subscribed": subscribed, "changes": changes,
+                "rate": changes / offered, "seen": len(latencies), "missing": missing,
+                "p50": percentile(latencies, 0.5), "p99": percentile(latencies, 0.99), "max": max(latencies),
+                "requests": dict(counter.counts)}
+    finally:
+        watcher.stop.set()
+        host.stop()
+        runtime.reset()
+        with psycopg.connect(args.pg_dsn, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=200)
+    parser.add_argument("--rate", type=float, default=20.0)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--configs", default=",".join(CONFIGS))
+    parser.add_argument("--pg-dsn", default=os.environ.get("PG_DSN") or "host=127.0.0.1 port=5432 user=postgres "
+                                                                         "dbname=postgres")
+    args = parser.parse_args()
+    import logging
+
+    from devtools import azurite as azurite_process
+    from graphsim import GraphSimulator
+
+    logging.basicConfig(level=logging.ERROR)
+    azurite = azurite_process.start()
+    if azurite is None:
+        raise SystemExit("Azurite could not be started: run `npm ci` (make test does)")
+    sim = GraphSimulator(allow_http_notification_urls=True).start()
+    sim.subscriptions.validation_timeout = 10.0  # a busy two-core machine: Graph's own 10 s
+    results = []
+    try:
+        for config in [c for c in args.configs.split(",") if c]:
+            result = run_config(config, args, sim, azurite.connection_string)
+            results.append(result)
+            requests = result["requests"]
+            print(f"{config:<9} {args.users} users linked+subscribed in {result['linked_s']:.0f}s "
+                  f"({result['subscribed']} subscriptions); {result['changes']} changes at {result['rate']:.1f}/s: "
+                  f"change->row p50 {result['p50'] * 1000:.0f} ms, p99 {result['p99'] * 1000:.0f} ms, "
+                  f"max {result['max'] * 1000:.0f} ms ({result['missing']} not observed); queue requests "
+                  f"{sum(v for k, v in requests.items() if 'empty' not in k) / result['changes']:.2f} per change "
+                  f"without empty polls "
+                  f"({', '.join(f'{v} {k}' for k, v in sorted(requests.items()))})", flush=True)
+    finally:
+        sim.stop()
+        azurite.stop()
+    if len(results) > 1:
+        base = results[0]
+        for result in results[1:]:
+            print(f"p99 {result['config']} / {base['config']}: {result['p99'] / base['p99']:.2f}x "
+                  f"({result['p99'] * 1000:.0f} ms vs {base['p99'] * 1000:.0f} ms)")
+    load = os.getloadavg()
+    print(f"load: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} (1/5/15 min)")
+
+
+if __name__ == "__main__":
+    main()
