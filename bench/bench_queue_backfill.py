@@ -15,7 +15,7 @@ Azure). Printed: events/s per configuration (median of the rounds), the ratio
 to the embedded queue, and queue requests per sync.
 
 Run: .venv/bin/python bench/bench_queue_backfill.py [--events 20000] [--rounds 2] [--pg-dsn DSN]
-     [--configs embedded,azurite,azurite-v1]
+     [--configs embedded,azurite,azurite-v1]  (default: embedded,azurite)
 """
 
 from __future__ import annotations

@@ -277,6 +277,7 @@ var appSettings = {
   RENEWAL_MARGIN_MINUTES: '60'
   RENEWAL_RESYNC: 'true'
   FEED_QUEUES: 'true'
+  FEED_ROW_SCHEMA: 'row-changes.v2'
   WEBHOOKS: webhooks
   WEBHOOK_MAX_ATTEMPTS: '8'
   WEBHOOK_BACKOFF_SECONDS: '30'
