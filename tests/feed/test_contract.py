@@ -30,6 +30,24 @@ def test_row_messages_validate_for_each_kind_and_when_truncated():
     assert big["truncated"] is True and big["data"] is None
 
 
+def test_packed_messages_validate_and_each_change_is_a_v1_message():
+    entries = [OutboxEntry(5, EVENTS, "e1", "created", "ck1"), OutboxEntry(6, EVENTS, "e2", "deleted", ""),
+               OutboxEntry(7, EVENTS, "e3", "updated", "ck9")]
+    texts = [outbound.change_text(entries[0], json.dumps({"id": "e1"})), outbound.change_text(entries[1], None),
+             outbound.change_text(entries[2], json.dumps({"body": "x" * 80_000}))]
+    [message] = list(outbound.pack("u", texts))
+    body = validate(message)
+    assert body["schema"] == "row-changes.v2" and [c["sequence"] for c in body["changes"]] == [5, 6, 7]
+    assert body["changes"][2]["truncated"] is True and body["changes"][2]["data"] is None
+    for change, entry in zip(body["changes"], entries, strict=True):  # the same ids as the v1 messages
+        v1 = validate({"schema": "row-change.v1", "user_id": "u", **change})
+        assert v1["id"] == outbound.dedup_id(EVENTS, entry.remote_id, entry.version, entry.kind)
+    with pytest.raises(ValidationError):
+        validate({**body, "changes": []})
+    with pytest.raises(ValidationError):
+        validate({**body, "changes": [{**body["changes"][0], "user_id": "u"}]})
+
+
 @pytest.mark.parametrize("change", [
     {"data": None},                                   # an update without data and not truncated
     {"type": "row.deleted"},                          # a deletion with data

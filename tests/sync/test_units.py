@@ -99,6 +99,54 @@ def test_outbound_sends_current_data_and_skips_rows_deleted_since(tmp_path):
     repo.close()
 
 
+def test_packing_fills_messages_up_to_the_queue_limit_in_sequence_order():
+    from shared.queues.base import MAX_MESSAGE_BYTES, Queue
+    from shared.storage import OutboxEntry
+
+    entries = [OutboxEntry(i, "microsoft_calendar_event_v1", f"e{i}", "created", "1") for i in range(1, 301)]
+    texts = [outbound.change_text(e, json.dumps({"id": e.remote_id, "body": "y" * 1000})) for e in entries]
+    messages = list(outbound.pack("u", texts))
+    assert 6 <= len(messages) <= 10  # ~1.2 KB per change, ~47 KB per message
+    for message in messages:
+        Queue.check_size(message)  # raises over the limit
+        assert len(message.encode("utf-8")) > MAX_MESSAGE_BYTES * 3 // 4 - 3000 or message is messages[-1]
+    sequences = [c["sequence"] for m in messages for c in expand(validate(m))]
+    assert sequences == list(range(1, 301))
+
+
+def test_publishing_reads_rows_back_only_for_entries_without_data(tmp_path):
+    from shared.storage.sqlite import SqliteRepository
+
+    repo = SqliteRepository(tmp_path / "r.db")
+    repo.ensure_schema()
+    base = {"subject": "s", "lastModifiedDateTime": "2026-01-01T00:00:00Z", "changeKey": "1"}
+    repo.upsert_events("u", "cal", [{**base, "id": f"e{i}"} for i in range(50)])
+    reads: list[str] = []
+    select = repo.select
+    repo.select = lambda table, user_id, columns, **filters: reads.append(table) or select(
+        table, user_id, columns, **filters)
+
+    class Queue:
+        sent: list[str] = []
+
+        def send_many(self, bodies):
+            bodies = list(bodies)
+            self.sent.extend(bodies)
+            return len(bodies)
+
+    queue = Queue()
+    assert outbound.publish_pending("u", repo, queue) == 50
+    assert reads == [] and len(queue.sent) == 1  # built from the outbox alone, one message
+    repo.upsert_events("u", "cal", [{**base, "id": "e1", "subject": "later", "changeKey": "2"}])
+    with repo._transaction("u") as conn:  # an entry written before migration 5 carries no row_data
+        conn.execute("UPDATE microsoft_calendar_outbox_v1 SET row_data = NULL")
+    assert outbound.publish_pending("u", repo, queue) == 1
+    assert reads == ["microsoft_calendar_event_v1"]
+    [change] = expand(validate(queue.sent[-1]))
+    assert change["data"]["subject"] == "later" and change["type"] == "row.updated"
+    repo.close()
+
+
 def test_lock_waits_for_another_instances_lease():
     calls = []
 
