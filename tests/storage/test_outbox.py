@@ -94,3 +94,41 @@ def test_delete_user_drops_the_outbox(repo: Repository):
     repo.upsert_events("user-2", CAL, [event("b")])
     repo.delete_user(USER)
     assert repo.pending_changes(USER) == [] and kinds(repo, "user-2") == [(EVENTS, "b", "created")]
+
+
+def test_entries_carry_the_row_data_as_written(repo: Repository):
+    import json
+
+    repo.upsert_events(USER, CAL, [event("d1"), event("d2", 2, body={"content": "x" * 70_000})])
+    repo.delete_events(USER, ["d1"])
+    by_key = {(e.remote_id, e.kind): e for e in repo.pending_changes(USER)}
+    stored = next(e for e in repo.list_events(USER) if e.microsoft_event_id == "d2")
+    assert json.loads(by_key[("d1", "created")].data or "null") == event("d1")
+    assert by_key[("d1", "deleted")].data is None
+    assert by_key[("d2", "created")].data is None  # too large to keep: the publisher reads it back
+    assert stored.change_key == "ck2"
+
+
+def test_migration_5_keeps_earlier_entries_readable(tmp_path, monkeypatch):
+    from shared.storage import migrations
+    from shared.storage.sqlite import SqliteRepository
+
+    path = tmp_path / "old.db"
+    monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:4])  # a database from before it
+    old = SqliteRepository(path)
+    old.ensure_schema()
+    with old._transaction(USER) as conn:
+        conn.execute("INSERT INTO microsoft_calendar_outbox_v1 (microsoft_user_id, seq, row_table, remote_id, kind, "
+                     "version, created_at) VALUES (?, 1, ?, 'old', 'created', 'ck1', '2026-01-01T00:00:00+00:00')",
+                     (USER, EVENTS))
+        conn.execute("INSERT INTO microsoft_calendar_outbox_seq_v1 (microsoft_user_id, last_seq) VALUES (?, 1)",
+                     (USER,))
+    old.close()
+    monkeypatch.undo()
+    repo = SqliteRepository(path)
+    repo.ensure_schema()
+    assert repo.schema_version() == 5
+    repo.upsert_events(USER, CAL, [event("new")])
+    pending = repo.pending_changes(USER)
+    assert [(e.remote_id, e.data is None) for e in pending] == [("old", True), ("new", False)]
+    repo.close()
