@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.feed.contract import encode as encode_json
 from shared.storage import schema, textsafety
 from shared.storage.schema import (
     ACCOUNTS,
@@ -135,9 +136,9 @@ def outbox_data(data: dict[str, Any] | None) -> str | None:
     keep in one property (the publisher reads such a row back, and a queue message could not hold it)."""
     if data is None:
         return None
-    from shared.feed.contract import encode
-
-    text = encode(data)
+    text = encode_json(data)
+    if len(text) <= OUTBOX_DATA_UTF16_UNITS // 2:  # at most two units per character: no need to count
+        return text
     return text if len(text.encode("utf-16-le")) <= 2 * OUTBOX_DATA_UTF16_UNITS else None
 
 
