@@ -437,6 +437,7 @@ class Graph:
             inst = ev_mod.find_instance(ev, key) if key else None
             body = self._render(ctx, ev, inst)
         query.check_select(ctx.req.query, "event")
+        assert ctx.mb is not None  # _resolve checked it
         body = {"@odata.context": f"{self.sim.graph_url}/$metadata#users('{ctx.mb.id}')/events/$entity", **body}
         return Response.json(200, _select(body, ctx.req.query), self._tz_headers(ctx))
 

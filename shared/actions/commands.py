@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     listing = commands.add_parser("actions", help="list the Outlook actions and their inputs")
     listing.add_argument("name", nargs="?", help="show one action only")
     listing.add_argument("--json", action="store_true", help="the catalogue as JSON (as GET /api/actions)")

@@ -48,7 +48,7 @@ _ACTION_ERRORS = {
                  _RETRY_AFTER),
     "504": _json({"$ref": "#/components/schemas/ActionError"}, "Graph timed out"),
 }
-_RECEIVER = {
+_RECEIVER: dict[str, Any] = {
     "requestBody": {"required": False, "content": {JSON: {"schema": {
         "type": "object", "required": ["value"],
         "properties": {"value": {"type": "array", "items": {"type": "object"}}}}}}},
@@ -208,6 +208,7 @@ class Route:
 def routes() -> list[Route]:
     """The HTTP triggers of the app, read from the blueprints as the Functions host reads them."""
     import azure.functions as func
+    from azure.functions.decorators.http import HttpTrigger
 
     from shared.triggers import blueprints
 
@@ -217,11 +218,12 @@ def routes() -> list[Route]:
     found = []
     for function in app.get_functions():
         trigger = function.get_trigger()
-        if type(trigger).__name__ != "HttpTrigger":
+        if not isinstance(trigger, HttpTrigger):
             continue
         methods = tuple(sorted(str(getattr(m, "value", m)).upper() for m in (trigger.methods or [])))
         level = str(getattr(trigger.auth_level, "value", trigger.auth_level) or "FUNCTION").upper()
-        found.append(Route(function.get_function_name(), (trigger.route or function.get_function_name()).strip("/"),
+        name = function.get_function_name() or function.get_user_function().__name__
+        found.append(Route(name, (trigger.route or name).strip("/"),
                            methods, level, (function.get_user_function().__doc__ or "").strip()))
     return found
 

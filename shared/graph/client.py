@@ -161,8 +161,8 @@ class GraphClient:
         return RetryPolicy(max_retries=self.max_retries if retries is None else retries,
                            defer_above=self.defer_retry_after)
 
-    def _headers(self, extra: Mapping[str, str] | None) -> CaseInsensitiveDict:
-        headers: CaseInsensitiveDict = CaseInsensitiveDict({"Accept": "application/json"})
+    def _headers(self, extra: Mapping[str, str] | None) -> CaseInsensitiveDict[str]:
+        headers: CaseInsensitiveDict[str] = CaseInsensitiveDict({"Accept": "application/json"})
         headers["client-request-id"] = str(uuid.uuid4())
         prefer = [format_prefer(self.prefer_headers)] if self.prefer_headers else []
         for key, value in (extra or {}).items():
@@ -308,7 +308,8 @@ def _json(response: requests.Response) -> dict[str, Any] | None:
         if not response.content:
             return None
         try:
-            return response.json()
+            body: dict[str, Any] = response.json()  # Graph answers with a JSON object
+            return body
         except ValueError:
             raise GraphError(response.status_code, "InvalidResponse",
                              f"expected JSON, got {response.headers.get('Content-Type', 'no content type')}",

@@ -164,7 +164,7 @@ def import_user(settings: Any, source: WebhookDbSource, row: SourceRow, key: byt
     user_id = row.remote_id
     repo = deps.repository(settings)
     account = repo.get_account(user_id)
-    extra = dict((account.extra if account else None) or {})
+    extra: dict[str, Any] = dict((account.extra if account else None) or {})
     if extra.get("imported_from") == IMPORTED:
         return UserResult(user_id, "already imported")
     if account is not None:

@@ -72,7 +72,8 @@ def render_text(repo: Any, kind: str, rows: list[Any]) -> str:
         return f"no {kind} rows"
     labels = {u.microsoft_user_id: people.label(u.microsoft_user_id, u.data) for u in repo.list_users()}
     if kind == "users":
-        header = ("address", "name", "microsoft_user_id", "row_updated_at")
+        header: tuple[str, ...] = ("address", "name", "microsoft_user_id", "row_updated_at")
+        cells: list[tuple[str, ...]]
         cells = [(people.address(r.data) or "", people.display_name(r.data) or "", r.microsoft_user_id,
                   _when(r.row_updated_at)) for r in rows]
     elif kind == "calendars":

@@ -40,7 +40,8 @@ class KeyVaultSecretStore(SecretStore):
         from azure.core.exceptions import ResourceNotFoundError
 
         try:
-            return self.client.get_secret(check_name(name)).value
+            value: str | None = self.client.get_secret(check_name(name)).value
+            return value
         except ResourceNotFoundError:
             return None
 
