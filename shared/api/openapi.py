@@ -14,7 +14,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from shared.actions.catalogue import Action, Input
 
 OPENAPI_VERSION = "3.1.0"
 JSON = "application/json"
@@ -228,7 +231,7 @@ def routes() -> list[Route]:
     return found
 
 
-def input_schema(spec: Any) -> dict[str, Any]:
+def input_schema(spec: Input) -> dict[str, Any]:
     schema = dict(_INPUT_SCHEMAS[spec.type])
     if spec.choices:
         schema["enum"] = list(spec.choices)
@@ -240,7 +243,7 @@ def input_schema(spec: Any) -> dict[str, Any]:
     return schema
 
 
-def action_operation(act: Any) -> dict[str, Any]:
+def action_operation(act: Action) -> dict[str, Any]:
     """POST /actions/<slug>: the body's `inputs` typed from the catalogue."""
     inputs = {"type": "object", "additionalProperties": False,
               "properties": {i.name: input_schema(i) for i in act.inputs}}

@@ -7,13 +7,14 @@ clients (retries, Retry-After, mailbox cap).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 from shared.graph.errors import GraphError
 
 if TYPE_CHECKING:
     from shared.config import Settings
     from shared.graph.client import GraphClient
+    from shared.graph.protocol import RequestOptions
 
 
 def with_token(settings: Settings, token: str) -> GraphClient:
@@ -24,7 +25,7 @@ def with_token(settings: Settings, token: str) -> GraphClient:
                        max_retries=min(2, settings.graph_max_retries))
 
 
-def get_json(settings: Settings, path: str, token: str, **kwargs: Any) -> dict[str, Any]:
+def get_json(settings: Settings, path: str, token: str, **kwargs: Unpack[RequestOptions]) -> dict[str, Any]:
     return with_token(settings, token).get(path, **kwargs)
 
 

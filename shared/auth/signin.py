@@ -28,6 +28,7 @@ from shared.auth.errors import SigninError
 
 if TYPE_CHECKING:
     from shared.config import Settings
+    from shared.storage.base import Repository
 
 log = logging.getLogger(__name__)
 
@@ -153,13 +154,13 @@ def complete(settings: Settings, params: dict[str, str]) -> SigninResult:
                         str(me.get("userPrincipalName") or ""))
 
 
-def linked_as(repo: Any, graph_user_id: str) -> list[str]:
+def linked_as(repo: Repository, graph_user_id: str) -> list[str]:
     """Account ids already linked to the Microsoft identity `graph_user_id` (normally none or one)."""
     return sorted(a.microsoft_user_id for a in repo.list_accounts()
                   if a.graph_user_id == graph_user_id and a.status != "unlinked")
 
 
-def account_id_for(repo: Any, graph_user_id: str) -> str:
+def account_id_for(repo: Repository, graph_user_id: str) -> str:
     """The one account id of a Microsoft identity: the account linked to it, else its object id."""
     ids = linked_as(repo, graph_user_id)
     return graph_user_id if not ids or graph_user_id in ids else ids[0]

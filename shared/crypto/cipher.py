@@ -15,12 +15,13 @@ import logging
 import re
 import secrets
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
     from shared.config import Settings
+    from shared.secrets import SecretStore
 
 VERSION = "v1"
 KEY_PREFIX = "token-key-"
@@ -70,7 +71,7 @@ def _aad(key_id: str, user_id: str) -> bytes:
 class TokenCipher:
     """Encrypts and decrypts refresh tokens with keys held in a secret store."""
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: SecretStore) -> None:
         self.store = store
         self._keys: dict[str, AESGCM] = {}  # key id -> its cipher (a key id's bytes never change)
         self._lock = threading.Lock()

@@ -7,12 +7,22 @@ may pass any object with these methods, e.g. a wrapper that counts or fails requ
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict, Unpack
 
 if TYPE_CHECKING:
     import requests
 
     from shared.graph.retry import RetryPolicy
+
+
+class RequestOptions(TypedDict, total=False):
+    """The keywords of `get`/`post`/`patch`/`put`/`delete`, passed on to `request`."""
+
+    params: Mapping[str, Any] | None
+    headers: Mapping[str, str] | None
+    stream: bool
+    retries: int | RetryPolicy | None
+    timeout: float | tuple[float, float] | None
 
 
 class GraphApi(Protocol):
@@ -33,15 +43,15 @@ class GraphApi(Protocol):
         timeout: float | tuple[float, float] | None = None,
     ) -> requests.Response: ...
 
-    def get(self, path: str, **kw: Any) -> dict[str, Any]: ...
+    def get(self, path: str, **kw: Unpack[RequestOptions]) -> dict[str, Any]: ...
 
-    def post(self, path: str, json: Any = None, **kw: Any) -> dict[str, Any] | None: ...
+    def post(self, path: str, json: Any = None, **kw: Unpack[RequestOptions]) -> dict[str, Any] | None: ...
 
-    def patch(self, path: str, json: Any = None, **kw: Any) -> dict[str, Any] | None: ...
+    def patch(self, path: str, json: Any = None, **kw: Unpack[RequestOptions]) -> dict[str, Any] | None: ...
 
-    def put(self, path: str, json: Any = None, **kw: Any) -> dict[str, Any] | None: ...
+    def put(self, path: str, json: Any = None, **kw: Unpack[RequestOptions]) -> dict[str, Any] | None: ...
 
-    def delete(self, path: str, **kw: Any) -> None: ...
+    def delete(self, path: str, **kw: Unpack[RequestOptions]) -> None: ...
 
     def pages(self, path_or_url: str, *, params: Mapping[str, Any] | None = None,
               headers: Mapping[str, str] | None = None) -> Iterator[dict[str, Any]]: ...
