@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hmac
 import inspect
 import json
@@ -82,7 +83,7 @@ def _call(function: Callable[..., Any], arg_name: str, value: Any) -> Any:
     if inspect.isawaitable(result):
         import asyncio
 
-        result = asyncio.run(result)
+        result = asyncio.run(result)  # type: ignore[arg-type]  # an async def function returns a coroutine
     return result
 
 
@@ -174,18 +175,18 @@ class DevHost:
     def base_url(self) -> str:
         assert self._server is not None, "start() first"
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host}:{port}"  # type: ignore[str-bytes-safe]  # an AF_INET server's host is a str
 
     def start(self) -> DevHost:
         self._server = ThreadingHTTPServer(self._bind, self._handler_class())
         self._server.daemon_threads = True
         self._spawn("http", self._server.serve_forever)
         if self._run_timers:
-            for job in self.timers:
-                self._spawn(f"timer:{job.name}", lambda job=job: self._timer_loop(job))
+            for timer in self.timers:
+                self._spawn(f"timer:{timer.name}", functools.partial(self._timer_loop, timer))
         if self._run_queues:
-            for job in self.queue_jobs:
-                self._spawn(f"queue:{job.name}", lambda job=job: self._queue_loop(job))
+            for queue_job in self.queue_jobs:
+                self._spawn(f"queue:{queue_job.name}", functools.partial(self._queue_loop, queue_job))
         return self
 
     def stop(self) -> None:

@@ -261,6 +261,7 @@ def instances(ev: Event, win_start: dt.datetime | None, win_end: dt.datetime | N
     until = (win_end.date() + dt.timedelta(days=2)) if win_end else dt.date.today() + dt.timedelta(days=730)
     lower = (win_start - duration - dt.timedelta(days=2)).date() if win_start else None
     seen: set[str] = set()
+    assert ev.recurrence is not None  # a master carries its pattern
     for day in recurrence.dates(ev.recurrence, until):
         key = day.strftime("%Y%m%d")
         seen.add(key)
@@ -281,6 +282,7 @@ def find_instance(ev: Event, key: str) -> Instance | None:
     if key in ev.cancelled:
         return None
     day = dt.datetime.strptime(key, "%Y%m%d").date()
+    assert ev.recurrence is not None, "only a series has instances"
     for d in recurrence.dates(ev.recurrence, day):
         if d == day:
             break

@@ -1,4 +1,9 @@
-"""Microsoft identity platform v2.0 endpoints: discovery, authorize, token (as MSAL uses them)."""
+"""Microsoft identity platform v2.0 endpoints: discovery, authorize, token (as MSAL uses them).
+
+Over 400 lines because the endpoints share one state under one lock (apps, authorization codes,
+refresh and access tokens, consent) that one OAuth exchange reads and writes as a whole; split, that
+exchange would be spread over modules.
+"""
 
 from __future__ import annotations
 

@@ -76,7 +76,7 @@ def add_message(store: Store, mb: Mailbox, f: Folder, msg: dict[str, Any], sende
                                 "contentType": a.get("contentType") or "application/octet-stream",
                                 "size": len(raw), "isInline": bool(a.get("isInline")),
                                 "contentBytes": base64.b64encode(raw).decode()})
-        m = {
+        m: dict[str, Any] = {
             "@odata.etag": f'W/"{ck}"', "id": new_item_id(b"MSG0"), "createdDateTime": iso_seconds(t),
             "lastModifiedDateTime": iso_seconds(t), "changeKey": ck, "categories": list(msg.get("categories") or []),
             "receivedDateTime": iso_seconds(t), "sentDateTime": iso_seconds(t), "hasAttachments": bool(attachments),

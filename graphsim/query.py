@@ -108,8 +108,10 @@ def apply(items: list[dict[str, Any]], q: dict[str, str], entity: str) -> tuple[
             if direction not in ("asc", "desc"):
                 raise GraphError(400, "BadRequest", f"Invalid $orderby clause '{clause}'.")
             check_property(path, entity)
-            items = sorted(items, key=lambda it, p=path: (_get(it, p) is not None, str(_get(it, p) or "")),
-                           reverse=direction == "desc")
+            def order_key(it: Any, p: str = path) -> tuple[bool, str]:
+                return _get(it, p) is not None, str(_get(it, p) or "")
+
+            items = sorted(items, key=order_key, reverse=direction == "desc")
     count = None
     if "$count" in q:
         flag = q["$count"].strip().lower()

@@ -49,7 +49,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.settimeout(30)
             # Headers and body leave in one write and without Nagle: no 40 ms delayed-ACK stalls.
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self.connection.do_handshake()  # type: ignore[attr-defined]
+            self.connection.do_handshake()
         except (OSError, ssl.SSLError):
             self.close_connection = True
             raise

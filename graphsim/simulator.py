@@ -287,8 +287,8 @@ class GraphSimulator:
             import urllib.parse
             form = dict(urllib.parse.parse_qsl(req.body.decode(), keep_blank_values=True))
             try:
-                body = self.identity.token(self.base_url, tenant, form, req.headers.get("authorization"))
-                resp = Response(200, dumps(body), {"Content-Type": "application/json; charset=utf-8",
+                token = self.identity.token(self.base_url, tenant, form, req.headers.get("authorization"))
+                resp = Response(200, dumps(token), {"Content-Type": "application/json; charset=utf-8",
                                                    "Cache-Control": "no-store, no-cache", "Pragma": "no-cache"})
             except OAuthError as err:
                 resp = Response(err.status, dumps(err.body()), {"Content-Type": "application/json; charset=utf-8"})

@@ -112,7 +112,7 @@ class Store:
             n = len(self.mailboxes) + 1
             upn = user_principal_name or f"user{n}@{self.tenants[tenant_id]['domain']}"
             name = display_name or upn.split("@")[0]
-            user = {
+            user: dict[str, Any] = {
                 "businessPhones": [], "displayName": name, "givenName": name.split(" ")[0],
                 "jobTitle": None, "mail": upn, "mobilePhone": None, "officeLocation": None,
                 "preferredLanguage": "en-US", "surname": name.split(" ")[-1] if " " in name else None,

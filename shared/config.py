@@ -13,7 +13,10 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from shared.feed.endpoints import Endpoint
 
 
 class ConfigError(ValueError):
@@ -55,7 +58,7 @@ def _parse_url(raw: str) -> str:
     return value
 
 
-def _parse_webhooks(raw: str) -> tuple[Any, ...]:
+def _parse_webhooks(raw: str) -> tuple[Endpoint, ...]:
     from shared.feed.endpoints import parse_endpoints
 
     return parse_endpoints(raw)
@@ -261,9 +264,67 @@ def host_storage_values(env: Mapping[str, str]) -> dict[str, str]:
             if (k == HOST_STORAGE or k.startswith(HOST_STORAGE + "__")) and v and v.strip()}
 
 
+class SettingValues:
+    """The parsed type of every setting in SETTINGS, by attribute, so `settings.x` is typed.
+
+    Declarations only: the values live in `Settings.values` (so `with_overrides` and the parser stay
+    one loop over SETTINGS); tests/foundation/test_config.py checks these names and types against
+    SETTINGS and their defaults. `| None`: unset and without a default.
+    """
+
+    app_base_url: str
+    database_backend: str  # sqlite | postgres | tables
+    sqlite_path: str
+    pg_dsn: str | None
+    pg_pool_max: int
+    tables_connection_string: str | None
+    tables_account_url: str | None
+    blobs_account_url: str | None
+    table_prefix: str
+    queue_connection_string: str | None
+    queue_account_url: str | None
+    local_queue_path: str
+    key_vault_url: str | None
+    local_secrets_dir: str
+    secret_cache_seconds: int
+    client_id: str | None
+    tenant: str
+    authority_host: str
+    graph_base_url: str
+    graph_scopes: tuple[str, ...]
+    authorize_url: str | None
+    token_url: str | None
+    app_only: bool
+    app_only_users: tuple[str, ...]
+    app_only_group: str | None
+    graph_timeout_seconds: int
+    graph_max_retries: int
+    max_requests_per_mailbox: int
+    sync_window_days_back: int
+    sync_window_days_ahead: int
+    delta_other_calendars: str  # auto | true | false
+    calendar_list_max_age_minutes: int
+    max_calendar_subscriptions: int
+    graph_page_size: int
+    sync_lease_seconds: int
+    throttle_requeue_seconds: int
+    immutable_ids: bool
+    subscription_lifetime_minutes: int
+    renewal_schedule: str
+    window_schedule: str
+    feed_queues: bool
+    webhooks: tuple[Endpoint, ...]
+    webhook_max_attempts: int
+    webhook_backoff_seconds: int
+    webhook_timeout_seconds: int
+    log_level: str
+    renewal_margin_minutes: int
+    renewal_resync: bool
+
+
 @dataclass(frozen=True)
-class Settings:
-    """Parsed settings. Values are None when unset and without a default."""
+class Settings(SettingValues):
+    """Parsed settings (typed by SettingValues). Values are None when unset and without a default."""
 
     values: Mapping[str, Any] = field(default_factory=dict)
     host_storage: Mapping[str, str] = field(default_factory=dict)  # see HOST_STORAGE

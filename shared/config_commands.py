@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser("settings", help="print the sample settings file or the README settings table")
     parser.add_argument("what", choices=("sample", "table"))
     parser.set_defaults(handler=_run)

@@ -9,7 +9,7 @@ surrogate (`"\\ud800"`) becomes a str that fails on the first `.encode()`
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TypeGuard
 
 MAX_DEPTH = 64  # Graph notifications nest ~4 levels, action inputs a few more
 
@@ -62,7 +62,7 @@ def _text(value: str) -> None:
         raise BodyError("JSON text contains an unpaired UTF-16 surrogate") from None
 
 
-def plain_text(value: object, max_chars: int) -> bool:
+def plain_text(value: object, max_chars: int) -> TypeGuard[str]:
     """A non-empty single-line string of at most `max_chars` without control characters or unpaired
     surrogates (ids, hints): what every backend stores and every header or URL carries unchanged
     (PostgreSQL refuses NUL, UTF-8 refuses surrogates)."""

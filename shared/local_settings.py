@@ -19,7 +19,10 @@ import os
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from shared.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL_SETTINGS = ROOT / "local.settings.json"
@@ -126,7 +129,7 @@ def write_demo_settings(values: Mapping[str, str], details: Mapping[str, Any], p
     return path
 
 
-def demo_instance(settings: Any, path: Path | None = None) -> LocalInstance | None:
+def demo_instance(settings: Settings, path: Path | None = None) -> LocalInstance | None:
     """The demo, when `settings` point at its database (whoever loaded them); None otherwise."""
     path = path or DEMO_SETTINGS
     if settings.database_backend != "sqlite" or not path.exists():

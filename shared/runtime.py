@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 T = TypeVar("T")
 
@@ -21,13 +21,13 @@ _lock = threading.RLock()
 def cached(key: str, factory: Callable[[], T]) -> T:
     """The object stored under `key`, built by `factory` on first use."""
     try:
-        return _objects[key]
+        return cast(T, _objects[key])  # one key is always built by the same kind of factory
     except KeyError:
         pass
     with _lock:
         if key not in _objects:
             _objects[key] = factory()
-        return _objects[key]
+        return cast(T, _objects[key])
 
 
 def reset() -> None:

@@ -219,10 +219,11 @@ def parse_inputs(act: Action, raw: Mapping[str, Any] | None) -> dict[str, Any]:
                 by_key[key(label)] = spec
     values: dict[str, Any] = {}
     for name, value in (raw or {}).items():
-        spec = by_key.get(key(str(name)))
-        if spec is None:
+        found = by_key.get(key(str(name)))
+        if found is None:
             known = ", ".join(i.name for i in act.inputs) or "none"
             raise InputError(str(name), f"unknown input of {act.slug} (inputs: {known})")
+        spec = found
         if spec.name in values:
             raise InputError(spec.name, "given twice")
         if value is None:

@@ -14,10 +14,13 @@ import base64
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from shared.actions.catalogue import Action
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     listing = commands.add_parser("actions", help="list the Outlook actions and their inputs")
     listing.add_argument("name", nargs="?", help="show one action only")
     listing.add_argument("--json", action="store_true", help="the catalogue as JSON (as GET /api/actions)")
@@ -49,7 +52,7 @@ def _split_options(args: argparse.Namespace) -> None:
     args.pairs = rest
 
 
-def _describe_text(act: Any) -> str:
+def _describe_text(act: Action) -> str:
     lines = [f"{act.slug}  ({act.name}){'' if act.needs_user else '  [no mailbox needed]'}",
              f"    {act.description}"]
     for spec in act.inputs:

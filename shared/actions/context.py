@@ -15,12 +15,12 @@ from shared.graph.paths import InvalidSegment, segment
 
 if TYPE_CHECKING:
     from shared.config import Settings
-    from shared.graph import GraphClient
+    from shared.graph import GraphApi
 
 
 @dataclass
 class ActionContext:
-    client: GraphClient
+    client: GraphApi  # a GraphClient; a test may wrap it
     settings: Settings
     user_id: str | None = None
     app_only: bool = False

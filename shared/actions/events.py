@@ -35,10 +35,12 @@ def event_inputs(required_times: bool) -> tuple[Input, ...]:
 
 
 def _attendee(item: Any, name: str) -> dict[str, Any]:
+    address: object  # checked below
     if isinstance(item, str):
         address, display, kind = item.strip(), None, "required"
     elif isinstance(item, dict):
-        email = item.get("emailAddress") if isinstance(item.get("emailAddress"), dict) else {}
+        nested = item.get("emailAddress")
+        email: dict[str, Any] = nested if isinstance(nested, dict) else {}
         address = email.get("address") or item.get("address") or item.get("email") or item.get("emailAddress")
         display = email.get("name") or item.get("name")
         kind = str(item.get("type") or "required").lower()

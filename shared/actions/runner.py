@@ -9,7 +9,7 @@ from shared.actions.context import ActionContext
 
 if TYPE_CHECKING:
     from shared.config import Settings
-    from shared.graph import GraphClient
+    from shared.graph import GraphApi, GraphClient
 
 
 def find(name: str) -> Action:
@@ -41,7 +41,7 @@ def run_action(
     inputs: dict[str, Any] | None = None,
     app_only: bool | None = None,
     settings: Settings | None = None,
-    client: GraphClient | None = None,
+    client: GraphApi | None = None,
 ) -> Any:
     """Validate `inputs` against the catalogue and run the action.
 

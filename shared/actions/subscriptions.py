@@ -113,8 +113,10 @@ def _base(ctx: ActionContext) -> str:
 
 
 def is_instance_url(ctx: ActionContext, url: str | None) -> bool:
+    if not url:
+        return False
     base = _base(ctx).lower()
-    return bool(url) and (url.lower() == base or url.lower().startswith(base + "/"))
+    return url.lower() == base or url.lower().startswith(base + "/")
 
 
 def _create(ctx: ActionContext, v: dict[str, Any], resource: str, change_type: str,

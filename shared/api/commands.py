@@ -6,7 +6,7 @@ import argparse
 import json
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     command = subparsers.add_parser("openapi", help="print the HTTP API's OpenAPI 3.1 description")
     command.add_argument("--write", metavar="FILE", help="write it to FILE (docs/openapi.json) instead")
     command.set_defaults(handler=run_openapi)

@@ -14,7 +14,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from shared.actions.catalogue import Action, Input
 
 OPENAPI_VERSION = "3.1.0"
 JSON = "application/json"
@@ -48,7 +51,7 @@ _ACTION_ERRORS = {
                  _RETRY_AFTER),
     "504": _json({"$ref": "#/components/schemas/ActionError"}, "Graph timed out"),
 }
-_RECEIVER = {
+_RECEIVER: dict[str, Any] = {
     "requestBody": {"required": False, "content": {JSON: {"schema": {
         "type": "object", "required": ["value"],
         "properties": {"value": {"type": "array", "items": {"type": "object"}}}}}}},
@@ -208,6 +211,7 @@ class Route:
 def routes() -> list[Route]:
     """The HTTP triggers of the app, read from the blueprints as the Functions host reads them."""
     import azure.functions as func
+    from azure.functions.decorators.http import HttpTrigger
 
     from shared.triggers import blueprints
 
@@ -217,16 +221,17 @@ def routes() -> list[Route]:
     found = []
     for function in app.get_functions():
         trigger = function.get_trigger()
-        if type(trigger).__name__ != "HttpTrigger":
+        if not isinstance(trigger, HttpTrigger):
             continue
         methods = tuple(sorted(str(getattr(m, "value", m)).upper() for m in (trigger.methods or [])))
         level = str(getattr(trigger.auth_level, "value", trigger.auth_level) or "FUNCTION").upper()
-        found.append(Route(function.get_function_name(), (trigger.route or function.get_function_name()).strip("/"),
+        name = function.get_function_name() or function.get_user_function().__name__
+        found.append(Route(name, (trigger.route or name).strip("/"),
                            methods, level, (function.get_user_function().__doc__ or "").strip()))
     return found
 
 
-def input_schema(spec: Any) -> dict[str, Any]:
+def input_schema(spec: Input) -> dict[str, Any]:
     schema = dict(_INPUT_SCHEMAS[spec.type])
     if spec.choices:
         schema["enum"] = list(spec.choices)
@@ -238,7 +243,7 @@ def input_schema(spec: Any) -> dict[str, Any]:
     return schema
 
 
-def action_operation(act: Any) -> dict[str, Any]:
+def action_operation(act: Action) -> dict[str, Any]:
     """POST /actions/<slug>: the body's `inputs` typed from the catalogue."""
     inputs = {"type": "object", "additionalProperties": False,
               "properties": {i.name: input_schema(i) for i in act.inputs}}

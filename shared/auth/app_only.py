@@ -12,10 +12,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.auth import deps, graph_http
 from shared.graph.paths import segment
+
+if TYPE_CHECKING:
+    from shared.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +32,7 @@ class OnboardingReport:
     failed: list[tuple[str, str]] = field(default_factory=list)
 
 
-def resolve_users(settings) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+def resolve_users(settings: Settings) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
     """(users, failures) for APP_ONLY_USERS and APP_ONLY_GROUP, de-duplicated by id."""
     from shared.graph.factory import app_client
 
@@ -54,7 +57,7 @@ def resolve_users(settings) -> tuple[list[dict[str, Any]], list[tuple[str, str]]
     return list(users.values()), failures
 
 
-def link_app_only(settings, progress: Callable[[str], None] | None = None) -> OnboardingReport:
+def link_app_only(settings: Settings, progress: Callable[[str], None] | None = None) -> OnboardingReport:
     from shared.auth.tokens import get_token_service
     from shared.config import ConfigError
     from shared.queues.messages import SyncRequest

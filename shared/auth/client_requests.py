@@ -30,12 +30,15 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.auth import deps
 from shared.auth.errors import TokenError
 from shared.queues.base import QueueUnavailable
 from shared.storage.tablekeys import KeyTooLong
+
+if TYPE_CHECKING:
+    from shared.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +81,7 @@ class _Absence:
     until: float = 0.0
 
 
-def _webhookdb_secret(settings) -> str | None:
+def _webhookdb_secret(settings: Settings) -> str | None:
     """The stored secret. Its absence is remembered for ABSENT_RECHECK_SECONDS, so anonymous
     requests to a deployment without it do not each cost a Key Vault read."""
     from shared import runtime
@@ -94,7 +97,7 @@ def _webhookdb_secret(settings) -> str | None:
     return value
 
 
-def webhookdb_secret_matches(settings, presented: str | None) -> bool:
+def webhookdb_secret_matches(settings: Settings, presented: str | None) -> bool:
     """True when `presented` equals the stored `whdb-webhook-secret` (constant time); False when
     either is missing, so the WebhookDB route is closed until an operator stores the secret."""
     if not presented:
@@ -105,7 +108,7 @@ def webhookdb_secret_matches(settings, presented: str | None) -> bool:
     return hmac.compare_digest(presented.encode("utf-8", "surrogatepass"), expected.encode("utf-8"))
 
 
-def handle_webhookdb(settings, presented_secret: str | None, body: bytes) -> Reply:
+def handle_webhookdb(settings: Settings, presented_secret: str | None, body: bytes) -> Reply:
     """A request authenticated by WebhookDB's shared-secret header instead of a function key."""
     if not webhookdb_secret_matches(settings, presented_secret):
         return _bad(f"missing or wrong {WEBHOOKDB_SECRET_HEADER} header", 401)
@@ -123,7 +126,7 @@ def client_fields(payload: dict[str, Any]) -> dict[str, Any] | None:
     return extra if size <= MAX_EXTRA_CHARS else None
 
 
-def handle(settings, body: bytes) -> Reply:
+def handle(settings: Settings, body: bytes) -> Reply:
     """Validate and execute one request; never raises for a client's mistake."""
     from shared import jsonbody
 
@@ -165,7 +168,7 @@ def handle(settings, body: bytes) -> Reply:
         return _bad(f"microsoft_user_id: {exc}")
 
 
-def linked(settings, user_id: str, refresh_token: str, extra: dict[str, Any] | None = None) -> Reply:
+def linked(settings: Settings, user_id: str, refresh_token: str, extra: dict[str, Any] | None = None) -> Reply:
     from shared.auth import graph_http
     from shared.auth.signin import link_delegated, linked_as
     from shared.auth.tokens import GrantRejected, get_token_service
@@ -191,7 +194,7 @@ def linked(settings, user_id: str, refresh_token: str, extra: dict[str, Any] | N
     return Reply(200, {"status": "linked", "microsoft_user_id": user_id, "graph_user_id": me.get("id")})
 
 
-def refreshed(settings, user_id: str, refresh_token: str, extra: dict[str, Any] | None = None) -> Reply:
+def refreshed(settings: Settings, user_id: str, refresh_token: str, extra: dict[str, Any] | None = None) -> Reply:
     from shared.auth.tokens import get_token_service
     from shared.queues.messages import SyncRequest
 
@@ -213,7 +216,7 @@ def refreshed(settings, user_id: str, refresh_token: str, extra: dict[str, Any] 
     return Reply(200, {"status": "refreshed", "microsoft_user_id": user_id})
 
 
-def resync(settings, user_id: str) -> Reply:
+def resync(settings: Settings, user_id: str) -> Reply:
     from shared.queues.messages import SyncRequest
 
     if deps.repository(settings).get_user(user_id) is None:
@@ -222,7 +225,7 @@ def resync(settings, user_id: str) -> Reply:
     return Reply(202, {"status": "resync queued", "microsoft_user_id": user_id})
 
 
-def unlinked(settings, user_id: str) -> Reply:
+def unlinked(settings: Settings, user_id: str) -> Reply:
     repo = deps.repository(settings)
     row = repo.get_user(user_id)
     if row is None:

@@ -25,7 +25,12 @@ import json
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from shared.config import Settings
+    from shared.crypto.cipher import TokenCipher
+    from shared.storage.base import Repository
 
 FLOW_LIFETIME_SECONDS = 600
 MAX_STATE_CHARS = 2048
@@ -47,7 +52,7 @@ def flow_key(state: str) -> str:
 
 
 class FlowStore:
-    def __init__(self, repo: Any, cipher: Any, lifetime: float = FLOW_LIFETIME_SECONDS) -> None:
+    def __init__(self, repo: Repository, cipher: TokenCipher, lifetime: float = FLOW_LIFETIME_SECONDS) -> None:
         self.repo = repo
         self.cipher = cipher
         self.lifetime = lifetime
@@ -87,7 +92,7 @@ class FlowStore:
         return self.repo.claim_flow(flow_key(state), datetime.fromtimestamp(flow.expires_at, UTC))
 
 
-def get_flow_store(settings=None) -> FlowStore:
+def get_flow_store(settings: Settings | None = None) -> FlowStore:
     from shared.auth import deps
 
     return FlowStore(deps.repository(settings), deps.cipher(settings))

@@ -7,12 +7,17 @@ clients (retries, Retry-After, mailbox cap).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 from shared.graph.errors import GraphError
 
+if TYPE_CHECKING:
+    from shared.config import Settings
+    from shared.graph.client import GraphClient
+    from shared.graph.protocol import RequestOptions
 
-def with_token(settings, token: str) -> Any:
+
+def with_token(settings: Settings, token: str) -> GraphClient:
     """A client that sends one fixed bearer token (no refresh on 401)."""
     from shared.graph.client import GraphClient
 
@@ -20,7 +25,7 @@ def with_token(settings, token: str) -> Any:
                        max_retries=min(2, settings.graph_max_retries))
 
 
-def get_json(settings, path: str, token: str, **kwargs: Any) -> dict[str, Any]:
+def get_json(settings: Settings, path: str, token: str, **kwargs: Unpack[RequestOptions]) -> dict[str, Any]:
     return with_token(settings, token).get(path, **kwargs)
 
 

@@ -21,10 +21,14 @@ import logging
 import secrets
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.auth import deps
 from shared.auth.errors import SigninError
+
+if TYPE_CHECKING:
+    from shared.config import Settings
+    from shared.storage.base import Repository
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +45,11 @@ class SigninResult:
     user_principal_name: str
 
 
-def redirect_uri(settings) -> str:
+def redirect_uri(settings: Settings) -> str:
     return settings.app_base_url + CALLBACK_PATH
 
 
-def start(settings, *, microsoft_user_id: str | None = None, login_hint: str | None = None) -> str:
+def start(settings: Settings, *, microsoft_user_id: str | None = None, login_hint: str | None = None) -> str:
     """Begin a sign-in; returns the authorize URL to send the browser to."""
     from shared.auth.flow_store import get_flow_store
     from shared.auth.msal_app import authority_of, delegated_scopes
@@ -93,7 +97,7 @@ def _describe_denial(params: dict[str, str]) -> str:
     return f"The sign-in was refused ({error}{': ' + description if description else ''})."
 
 
-def complete(settings, params: dict[str, str]) -> SigninResult:
+def complete(settings: Settings, params: dict[str, str]) -> SigninResult:
     """Finish a sign-in from the callback's query parameters. Raises SigninError; stores
     nothing unless every step succeeded."""
     from shared.auth import graph_http
@@ -150,19 +154,19 @@ def complete(settings, params: dict[str, str]) -> SigninResult:
                         str(me.get("userPrincipalName") or ""))
 
 
-def linked_as(repo: Any, graph_user_id: str) -> list[str]:
+def linked_as(repo: Repository, graph_user_id: str) -> list[str]:
     """Account ids already linked to the Microsoft identity `graph_user_id` (normally none or one)."""
     return sorted(a.microsoft_user_id for a in repo.list_accounts()
                   if a.graph_user_id == graph_user_id and a.status != "unlinked")
 
 
-def account_id_for(repo: Any, graph_user_id: str) -> str:
+def account_id_for(repo: Repository, graph_user_id: str) -> str:
     """The one account id of a Microsoft identity: the account linked to it, else its object id."""
     ids = linked_as(repo, graph_user_id)
     return graph_user_id if not ids or graph_user_id in ids else ids[0]
 
 
-def link_delegated(settings, user_id: str, me: dict[str, Any], refresh_token: str,
+def link_delegated(settings: Settings, user_id: str, me: dict[str, Any], refresh_token: str,
                    token_result: dict[str, Any] | None = None) -> None:
     """Store the user row (refresh token encrypted) and mark the account linked."""
     from shared.auth.tokens import get_token_service

@@ -15,12 +15,16 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.auth import deps
 from shared.auth.errors import AuthError, NotLinked, ReauthRequired, TokenError
 from shared.config import ConfigError
+
+if TYPE_CHECKING:
+    from shared.config import Settings
 
 EXPIRY_MARGIN_SECONDS = 300
 # Errors meaning "this grant is dead until the user signs in again".
@@ -53,7 +57,7 @@ def error_reason(result: dict[str, Any]) -> str:
 
 
 class TokenService:
-    def __init__(self, settings=None, *, clock=time.time) -> None:
+    def __init__(self, settings: Settings | None = None, *, clock: Callable[[], float] = time.time) -> None:
         from shared.config import get_settings
 
         self.settings = settings or get_settings()
@@ -181,8 +185,9 @@ class TokenService:
                 latest = repo.get_user(user_id)
                 if latest is not None and latest.encrypted_refresh_token == stored:
                     repo.set_refresh_token(user_id, cipher.encrypt(rotated, user_id))
-            self.remember(user_id, result["access_token"], result.get("expires_in", 3599))
-            return result["access_token"]
+            token: str = result["access_token"]
+            self.remember(user_id, token, result.get("expires_in", 3599))
+            return token
         raise AssertionError("unreachable")
 
     def app_token(self) -> str:
@@ -208,11 +213,12 @@ class TokenService:
             raise TokenError(f"token endpoint unreachable: {type(exc).__name__}") from None
         if "access_token" not in result:
             raise TokenError(f"client credentials refused: {error_reason(result)}")
-        self.remember(_APP, result["access_token"], result.get("expires_in", 3599))
-        return result["access_token"]
+        token: str = result["access_token"]
+        self.remember(_APP, token, result.get("expires_in", 3599))
+        return token
 
 
-def get_token_service(settings=None) -> TokenService:
+def get_token_service(settings: Settings | None = None) -> TokenService:
     from shared import runtime
 
     return runtime.cached("auth:token_service", lambda: TokenService(settings))

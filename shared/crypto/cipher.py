@@ -15,7 +15,13 @@ import logging
 import re
 import secrets
 import threading
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    from shared.config import Settings
+    from shared.secrets import SecretStore
 
 VERSION = "v1"
 KEY_PREFIX = "token-key-"
@@ -65,13 +71,13 @@ def _aad(key_id: str, user_id: str) -> bytes:
 class TokenCipher:
     """Encrypts and decrypts refresh tokens with keys held in a secret store."""
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: SecretStore) -> None:
         self.store = store
-        self._keys: dict[str, Any] = {}  # key id -> AESGCM (a key id's bytes never change)
+        self._keys: dict[str, AESGCM] = {}  # key id -> its cipher (a key id's bytes never change)
         self._lock = threading.Lock()
 
     # -- keys ---------------------------------------------------------------------
-    def _load(self, key_id: str) -> Any:
+    def _load(self, key_id: str) -> AESGCM:
         aead = self._keys.get(key_id)
         if aead is not None:
             return aead
@@ -153,7 +159,7 @@ class TokenCipher:
         return plain.decode("utf-8")
 
 
-def get_token_cipher(settings=None) -> TokenCipher:
+def get_token_cipher(settings: Settings | None = None) -> TokenCipher:
     """The process's cipher over the process's secret store."""
     from shared import runtime
     from shared.secrets import open_secret_store

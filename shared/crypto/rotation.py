@@ -13,9 +13,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from shared.crypto.cipher import TokenCipher, TokenDecryptError, key_id_of
+
+if TYPE_CHECKING:
+    from shared.storage.base import Repository
 
 Progress = Callable[[int, int], None]
 
@@ -33,7 +36,7 @@ class RotationReport:
     retired: list[str] = field(default_factory=list)
 
 
-def _reencrypt_one(repo: Any, cipher: TokenCipher, user_id: str, target: str) -> str:
+def _reencrypt_one(repo: Repository, cipher: TokenCipher, user_id: str, target: str) -> str:
     """'done', 'current', 'empty' — or raises TokenDecryptError."""
     for _ in range(5):
         row = repo.get_user(user_id)
@@ -51,7 +54,8 @@ def _reencrypt_one(repo: Any, cipher: TokenCipher, user_id: str, target: str) ->
     return "current"
 
 
-def reencrypt_all(repo: Any, cipher: TokenCipher, report: RotationReport, progress: Progress | None = None) -> None:
+def reencrypt_all(repo: Repository, cipher: TokenCipher, report: RotationReport,
+                  progress: Progress | None = None) -> None:
     """Bring every row to the current key; collect what could not be read."""
     target = cipher.current_key_id()
     users = [u.microsoft_user_id for u in repo.list_users()]
@@ -72,7 +76,7 @@ def reencrypt_all(repo: Any, cipher: TokenCipher, report: RotationReport, progre
             progress(index, len(users))
 
 
-def _survey_keys(repo: Any, cipher: TokenCipher, report: RotationReport) -> None:
+def _survey_keys(repo: Repository, cipher: TokenCipher, report: RotationReport) -> None:
     current = cipher.current_key_id()
     counts: dict[str, int] = {}
     for row in repo.list_users():
@@ -87,7 +91,7 @@ def _survey_keys(repo: Any, cipher: TokenCipher, report: RotationReport) -> None
     report.old_keys = [k for k in old if not counts.get(k)]
 
 
-def rotate_key(repo: Any, cipher: TokenCipher, *, progress: Progress | None = None) -> RotationReport:
+def rotate_key(repo: Repository, cipher: TokenCipher, *, progress: Progress | None = None) -> RotationReport:
     """Make a new key current and re-encrypt every stored token with it."""
     report = RotationReport(key_id=cipher.create_key(make_current=True))
     reencrypt_all(repo, cipher, report, progress)
@@ -95,7 +99,7 @@ def rotate_key(repo: Any, cipher: TokenCipher, *, progress: Progress | None = No
     return report
 
 
-def retire_old_keys(repo: Any, cipher: TokenCipher, report: RotationReport, *, wait_seconds: float = 0,
+def retire_old_keys(repo: Repository, cipher: TokenCipher, report: RotationReport, *, wait_seconds: float = 0,
                     progress: Progress | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
     """After other processes can no longer hold an old key as current, re-check every
     row and delete each old key that no row references."""

@@ -22,7 +22,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, Unpack
 from urllib.parse import unquote, urlsplit
 
 import requests
@@ -34,6 +34,9 @@ from shared.graph.errors import ForeignHostError, GraphError, ThrottledError, pa
 from shared.graph.limits import mailbox_slots
 from shared.graph.retry import RetryPolicy, parse_retry_after
 from shared.graph.session import graph_session
+
+if TYPE_CHECKING:
+    from shared.graph.protocol import RequestOptions
 
 log = logging.getLogger("shared.graph")
 
@@ -161,8 +164,8 @@ class GraphClient:
         return RetryPolicy(max_retries=self.max_retries if retries is None else retries,
                            defer_above=self.defer_retry_after)
 
-    def _headers(self, extra: Mapping[str, str] | None) -> CaseInsensitiveDict:
-        headers: CaseInsensitiveDict = CaseInsensitiveDict({"Accept": "application/json"})
+    def _headers(self, extra: Mapping[str, str] | None) -> CaseInsensitiveDict[str]:
+        headers: CaseInsensitiveDict[str] = CaseInsensitiveDict({"Accept": "application/json"})
         headers["client-request-id"] = str(uuid.uuid4())
         prefer = [format_prefer(self.prefer_headers)] if self.prefer_headers else []
         for key, value in (extra or {}).items():
@@ -248,19 +251,19 @@ class GraphClient:
                 continue
             raise error_from_response(response, method=method, url=url, attempts=attempts)
 
-    def get(self, path: str, **kw: Any) -> dict[str, Any]:
+    def get(self, path: str, **kw: Unpack[RequestOptions]) -> dict[str, Any]:
         return _json(self.request("GET", path, **kw)) or {}
 
-    def post(self, path: str, json: Any = None, **kw: Any) -> dict[str, Any] | None:
+    def post(self, path: str, json: Any = None, **kw: Unpack[RequestOptions]) -> dict[str, Any] | None:
         return _json(self.request("POST", path, json=json, **kw))
 
-    def patch(self, path: str, json: Any = None, **kw: Any) -> dict[str, Any] | None:
+    def patch(self, path: str, json: Any = None, **kw: Unpack[RequestOptions]) -> dict[str, Any] | None:
         return _json(self.request("PATCH", path, json=json, **kw))
 
-    def put(self, path: str, json: Any = None, **kw: Any) -> dict[str, Any] | None:
+    def put(self, path: str, json: Any = None, **kw: Unpack[RequestOptions]) -> dict[str, Any] | None:
         return _json(self.request("PUT", path, json=json, **kw))
 
-    def delete(self, path: str, **kw: Any) -> None:
+    def delete(self, path: str, **kw: Unpack[RequestOptions]) -> None:
         self.request("DELETE", path, **kw).close()
 
     # --- paging and batching --------------------------------------------------------------
@@ -308,7 +311,8 @@ def _json(response: requests.Response) -> dict[str, Any] | None:
         if not response.content:
             return None
         try:
-            return response.json()
+            body: dict[str, Any] = response.json()  # Graph answers with a JSON object
+            return body
         except ValueError:
             raise GraphError(response.status_code, "InvalidResponse",
                              f"expected JSON, got {response.headers.get('Content-Type', 'no content type')}",

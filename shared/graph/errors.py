@@ -88,7 +88,7 @@ def _strip_query(url: str | None) -> str:
     return (url or "").split("?", 1)[0]
 
 
-def parse_error_body(body: Any) -> tuple[str | None, str | None, str | None]:
+def parse_error_body(body: object) -> tuple[str | None, str | None, str | None]:
     """(code, message, request-id) from `{"error":{"code","message","innerError":{"request-id"}}}`."""
     if not isinstance(body, dict):
         return None, None, None

@@ -23,7 +23,10 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from shared.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +155,7 @@ def _created(rows: list[SourceRow]) -> dict[str, datetime]:
     return {r.remote_id: r.row_created_at.astimezone(UTC) for r in rows if r.row_created_at is not None}
 
 
-def import_user(settings: Any, source: WebhookDbSource, row: SourceRow, key: bytes, *,
+def import_user(settings: Settings | None, source: WebhookDbSource, row: SourceRow, key: bytes, *,
                 keep_mutable_ids: bool = False) -> UserResult:
     """Steps 1-4 of the module docstring for one user; never raises for that user's bad token."""
     from shared.auth import deps
@@ -164,7 +167,7 @@ def import_user(settings: Any, source: WebhookDbSource, row: SourceRow, key: byt
     user_id = row.remote_id
     repo = deps.repository(settings)
     account = repo.get_account(user_id)
-    extra = dict((account.extra if account else None) or {})
+    extra: dict[str, Any] = dict((account.extra if account else None) or {})
     if extra.get("imported_from") == IMPORTED:
         return UserResult(user_id, "already imported")
     if account is not None:
@@ -204,7 +207,7 @@ def import_user(settings: Any, source: WebhookDbSource, row: SourceRow, key: byt
     return result
 
 
-def import_all(settings: Any, source: WebhookDbSource, users: list[SourceRow], key: bytes, *,
+def import_all(settings: Settings | None, source: WebhookDbSource, users: list[SourceRow], key: bytes, *,
                keep_mutable_ids: bool = False, progress: Callable[[UserResult], None] | None = None) -> Summary:
     """These users of the source, one after the other; one user's failure never stops the others."""
     summary = Summary()

@@ -33,7 +33,12 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
+
+if TYPE_CHECKING:
+    from shared.config import Settings
+    from shared.secrets import SecretStore
 
 SYNC = "sync"
 OUTBOUND = "out"
@@ -75,7 +80,7 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _store():
+def _store() -> SecretStore:
     from shared.secrets import open_secret_store
 
     return open_secret_store()
@@ -188,7 +193,8 @@ def routing_of_url(url: object) -> Routing | None:
         return None
 
 
-def issue(kind: str, value: str, settings=None, *, calendar_id: str | None = None) -> SubscriptionTarget:
+def issue(kind: str, value: str, settings: Settings | None = None, *,
+          calendar_id: str | None = None) -> SubscriptionTarget:
     """URLs and clientState for a new (or renewed-by-recreation) subscription."""
     from shared.config import get_settings
 
@@ -212,7 +218,7 @@ def verifier(sid: str | None, kid: str | None) -> Callable[[object], Routing | N
     key = _key(kid) if sid and kid else None
     routing: Routing | None = None
     expected = b""
-    if key is not None:
+    if key is not None and sid and kid:
         try:
             expected = _mac(key, kid, sid).encode()
             routing = decode_sid(sid)

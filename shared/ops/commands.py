@@ -6,7 +6,7 @@ import argparse
 import json
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     status = subparsers.add_parser("status", help="per-user replication health (a table), totals and queue depths")
     status.add_argument("--json", action="store_true", help="the same document GET /api/status returns")
     status.add_argument("--user", metavar="ID", help="only this user (microsoft_user_id or address)")

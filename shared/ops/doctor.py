@@ -7,11 +7,17 @@ missing client secret. Every FAIL line carries the fix.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from shared.config import Settings
+    from shared.storage.types import AccountState, CalendarRow, CalendarSubscription
 
 
 @dataclass(frozen=True)
@@ -33,7 +39,7 @@ def _guarded(name: str, fix: str, run: Callable[[], Iterator[Check]]) -> Iterato
         yield Check(name, False, f"{type(exc).__name__}: {str(exc)[:300]}", fix)
 
 
-def check_instance(settings) -> Iterator[Check]:
+def check_instance(settings: Settings) -> Iterator[Check]:
     """Which local instance these settings describe; for the `make run` demo, whether it is running."""
     from shared.local_settings import demo_instance
 
@@ -51,7 +57,7 @@ def check_instance(settings) -> Iterator[Check]:
                     "start it again with `make run` (or set CLIENT_ID in local.settings.json for real accounts)")
 
 
-def check_queue_wiring(settings) -> Iterator[Check]:
+def check_queue_wiring(settings: Settings) -> Iterator[Check]:
     """The queue the app sends sync requests to is the one the queue trigger reads."""
     from shared.queues.wiring import SYNC_TRIGGER_CONNECTION, app_endpoint, connection_endpoint, wiring_problem
 
@@ -63,7 +69,7 @@ def check_queue_wiring(settings) -> Iterator[Check]:
         yield Check("queue wiring", True, f"the app and the sync trigger use the {app.describe()}")
 
 
-def check_configuration(settings) -> Iterator[Check]:
+def check_configuration(settings: Settings) -> Iterator[Check]:
     from shared.subscriptions import limits
 
     if not settings.client_id:
@@ -91,7 +97,7 @@ def check_configuration(settings) -> Iterator[Check]:
         yield Check("renewal schedule", True, f"every {period}, renewing {window} ahead of expiry")
 
 
-def check_secret_store(settings) -> Iterator[Check]:
+def check_secret_store(settings: Settings) -> Iterator[Check]:
     from shared.secrets import CLIENT_SECRET, open_secret_store
 
     where = settings.key_vault_url or settings.local_secrets_dir
@@ -103,7 +109,7 @@ def check_secret_store(settings) -> Iterator[Check]:
                     f"python -m shared secrets set {CLIENT_SECRET}  (the app registration's client secret)")
 
 
-def check_webhooks(settings) -> Iterator[Check]:
+def check_webhooks(settings: Settings) -> Iterator[Check]:
     """Each WEBHOOKS endpoint's signing secret is in the store (without it no delivery can be signed)."""
     from shared.secrets import open_secret_store
 
@@ -119,7 +125,7 @@ def check_webhooks(settings) -> Iterator[Check]:
                                      "signed", f"python -m shared secrets set {endpoint.secret_name}")
 
 
-def check_database(settings) -> Iterator[Check]:
+def check_database(settings: Settings) -> Iterator[Check]:
     from shared.storage import open_repository
 
     repo = open_repository(settings)
@@ -128,7 +134,7 @@ def check_database(settings) -> Iterator[Check]:
                                   + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 
-def check_queue(settings) -> Iterator[Check]:
+def check_queue(settings: Settings) -> Iterator[Check]:
     from shared.queues import SYNC_QUEUE, open_queue, poison_queue_name
 
     scratch = open_queue("doctor-scratch", settings)
@@ -157,7 +163,7 @@ def check_queue(settings) -> Iterator[Check]:
         yield Check("poison queue", True, f"{poison_name} is empty")
 
 
-def check_users(settings, now: dt.datetime | None = None) -> Iterator[Check]:
+def check_users(settings: Settings, now: dt.datetime | None = None) -> Iterator[Check]:
     """A token for every linked user (MSAL refresh) and a live subscription for each of their calendars,
     confirmed by Graph (a stored row can outlive a subscription deleted from outside)."""
     from shared.auth.errors import AuthError, ReauthRequired
@@ -220,7 +226,8 @@ def check_users(settings, now: dt.datetime | None = None) -> Iterator[Check]:
             yield Check(who, True, f"token ok; subscription live until {expiration:%Y-%m-%d %H:%M}Z")
 
 
-def _calendar_check(who: str, account, rows, calendars, alive, now: dt.datetime) -> Check:
+def _calendar_check(who: str, account: AccountState, rows: list[CalendarSubscription], calendars: list[CalendarRow],
+                    alive: set[str] | None, now: dt.datetime) -> Check:
     from shared.ops.status import calendar_states
 
     entries = calendar_states(rows, calendars, alive, now)
@@ -246,7 +253,7 @@ def in_azure() -> bool:
     return bool(os.environ.get("WEBSITE_SITE_NAME"))
 
 
-def check_reachability(settings) -> Iterator[Check]:
+def check_reachability(settings: Settings) -> Iterator[Check]:
     url = settings.app_base_url
     parts = urlsplit(url)
     local = (parts.hostname or "") in ("localhost", "127.0.0.1", "::1", "0.0.0.0")  # noqa: S104
@@ -262,7 +269,7 @@ def check_reachability(settings) -> Iterator[Check]:
         yield Check("reachability", True, f"notifications go to {url}/api/graph/notifications{note}")
 
 
-def run_checks(settings=None, *, now: dt.datetime | None = None) -> list[Check]:
+def run_checks(settings: Settings | None = None, *, now: dt.datetime | None = None) -> list[Check]:
     """Every check in order; `now` evaluates subscription expiry at another moment (tests)."""
     from shared.config import ConfigError, get_settings
 
@@ -286,5 +293,5 @@ def run_checks(settings=None, *, now: dt.datetime | None = None) -> list[Check]:
         ("reachability", "set APP_BASE_URL", check_reachability),
     )
     for name, fix, step in steps:
-        checks.extend(_guarded(name, fix, lambda step=step: step(settings)))
+        checks.extend(_guarded(name, fix, functools.partial(step, settings)))
     return checks

@@ -10,7 +10,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from shared.config import Settings
 
 
 @dataclass
@@ -35,7 +38,7 @@ def describe(body: str) -> dict[str, Any]:
 
 
 def replay_poison(queue_name: str | None = None, *, dry_run: bool = False, limit: int | None = None,
-                  settings=None, rewrite: Callable[[str], str] | None = None) -> ReplayReport:
+                  settings: Settings | None = None, rewrite: Callable[[str], str] | None = None) -> ReplayReport:
     """Move messages from `<queue>-poison` back to `<queue>` (sent first, then deleted: at-least-once).
 
     `rewrite` turns a parked body into the one sent back (webhook jobs start their attempts afresh).

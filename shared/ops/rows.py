@@ -11,10 +11,13 @@ import dataclasses
 import datetime as dt
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.ops import table
 from shared.storage import people
+
+if TYPE_CHECKING:
+    from shared.storage.base import Repository
 
 KINDS = ("users", "calendars", "events")
 _AGO = re.compile(r"^(\d+)([smhd])$")
@@ -42,7 +45,7 @@ class RowQuery:
     limit: int = 50
 
 
-def select(repo: Any, query: RowQuery) -> list[Any]:
+def select(repo: Repository, query: RowQuery) -> list[Any]:
     """The rows asked for, newest change first."""
     if query.user is not None:
         user = repo.get_user(people.resolve(repo, query.user))
@@ -67,12 +70,13 @@ def _when(value: dt.datetime | None) -> str:
     return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ") if value else ""
 
 
-def render_text(repo: Any, kind: str, rows: list[Any]) -> str:
+def render_text(repo: Repository, kind: str, rows: list[Any]) -> str:
     if not rows:
         return f"no {kind} rows"
     labels = {u.microsoft_user_id: people.label(u.microsoft_user_id, u.data) for u in repo.list_users()}
     if kind == "users":
-        header = ("address", "name", "microsoft_user_id", "row_updated_at")
+        header: tuple[str, ...] = ("address", "name", "microsoft_user_id", "row_updated_at")
+        cells: list[tuple[str, ...]]
         cells = [(people.address(r.data) or "", people.display_name(r.data) or "", r.microsoft_user_id,
                   _when(r.row_updated_at)) for r in rows]
     elif kind == "calendars":

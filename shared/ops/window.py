@@ -10,9 +10,13 @@ the current window are skipped (the timer may run twice, or late).
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from shared.config import Settings
 
 
-def enqueue_window_syncs(settings=None, *, now: dt.datetime | None = None) -> list[str]:
+def enqueue_window_syncs(settings: Settings | None = None, *, now: dt.datetime | None = None) -> list[str]:
     """Queue SyncRequest(user, "window") for each linked account whose window moved; returns the users."""
     from shared.config import get_settings
     from shared.queues.messages import SyncRequest, enqueue_sync

@@ -13,6 +13,11 @@ import re
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from shared.config import Settings
 
 CLIENT_SECRET = "client-secret"  # noqa: S105 - a name in the store, not a value
 
@@ -65,7 +70,7 @@ class CachedSecretStore(SecretStore):
     """A TTL cache in front of a backend. Only values found are cached, so a
     secret created by another process (a new encryption key) is seen at once."""
 
-    def __init__(self, backend: SecretStore, ttl_seconds: float, clock=time.monotonic) -> None:
+    def __init__(self, backend: SecretStore, ttl_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.backend = backend
         self.ttl = ttl_seconds
         self._clock = clock
@@ -111,7 +116,7 @@ class CachedSecretStore(SecretStore):
         self.backend.close()
 
 
-def build_backend(settings) -> SecretStore:
+def build_backend(settings: Settings) -> SecretStore:
     """The configured backend without the cache."""
     if settings.key_vault_url:
         from shared.secrets.keyvault import KeyVaultSecretStore
@@ -122,7 +127,7 @@ def build_backend(settings) -> SecretStore:
     return LocalSecretStore(settings.local_secrets_dir)
 
 
-def open_secret_store(settings=None) -> CachedSecretStore:
+def open_secret_store(settings: Settings | None = None) -> CachedSecretStore:
     """The process's secret store (cached singleton; `.backend` bypasses the TTL cache)."""
     from shared import runtime
     from shared.config import get_settings

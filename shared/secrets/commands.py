@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from shared.secrets import SecretStore
 
 
 def register(commands) -> None:  # type: ignore[no-untyped-def]
@@ -29,7 +33,7 @@ def _read_value(name: str) -> str:
     return sys.stdin.read().rstrip("\r\n") if sys.stdin is not None else ""
 
 
-def _store():  # type: ignore[no-untyped-def]
+def _store() -> SecretStore:
     from shared.secrets import open_secret_store
 
     return open_secret_store()

@@ -9,22 +9,26 @@ callers use fresh names for short-lived items (sign-in flows, new keys).
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.secrets import SecretStore, check_name
 
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+    from azure.keyvault.secrets import SecretClient
+
 
 class KeyVaultSecretStore(SecretStore):
-    def __init__(self, vault_url: str, credential: Any = None, **client_options: Any) -> None:
+    def __init__(self, vault_url: str, credential: TokenCredential | None = None, **client_options: Any) -> None:
         """`client_options` go to SecretClient (tests: connection_verify,
         verify_challenge_resource=False)."""
         self.vault_url = vault_url
         self._credential = credential
         self._options = client_options
-        self._client: Any = None
+        self._client: SecretClient | None = None
 
     @property
-    def client(self) -> Any:
+    def client(self) -> SecretClient:
         if self._client is None:
             from azure.keyvault.secrets import SecretClient
 
@@ -40,7 +44,8 @@ class KeyVaultSecretStore(SecretStore):
         from azure.core.exceptions import ResourceNotFoundError
 
         try:
-            return self.client.get_secret(check_name(name)).value
+            value: str | None = self.client.get_secret(check_name(name)).value
+            return value
         except ResourceNotFoundError:
             return None
 

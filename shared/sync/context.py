@@ -8,17 +8,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from shared.sync.progress import Progress
+
+if TYPE_CHECKING:
+    from shared.config import Settings
+    from shared.graph.protocol import GraphApi
+    from shared.storage.base import Repository
 
 
 @dataclass
 class SyncContext:
     user_id: str
-    repo: Any                 # shared.storage.Repository
-    graph: Any                # shared.graph.GraphClient for this mailbox
-    settings: Any
+    repo: Repository
+    graph: GraphApi           # for this mailbox
+    settings: Settings
     window: tuple[datetime, datetime]
     prefix: str = "me"        # "me" (delegated) or "users/{graph id}" (app-only)
     full: bool = False        # drop delta links and reconcile everything
@@ -26,12 +31,7 @@ class SyncContext:
     delta_rounds: int = 0
     delta_other: bool = False   # calendarView/delta for non-default calendars (events.py)
     detect_delta: bool = False  # DELTA_OTHER_CALENDARS=auto: fall back to listings when unsupported
-    crash_after_pages: int | None = None  # tests: simulate a worker killed after N pages
 
     @property
     def page_headers(self) -> dict[str, str]:
-        return {"Prefer": f"odata.maxpagesize={int(self.settings.graph_page_size)}"}
-
-
-class SimulatedCrash(RuntimeError):
-    """Raised from inside the page loop when a test asks for a crash after N pages."""
+        return {"Prefer": f"odata.maxpagesize={self.settings.graph_page_size}"}

@@ -23,7 +23,7 @@ from typing import Any
 
 from shared.graph import GraphError
 from shared.sync import masters
-from shared.sync.context import SimulatedCrash, SyncContext
+from shared.sync.context import SyncContext
 from shared.sync.mapping import split_page
 from shared.sync.window import same_window
 
@@ -109,8 +109,6 @@ def _round(ctx: SyncContext, calendar_id: str, source: Source, url: str, params:
             round_masters.after_page(items, next_link, delta_link)
             deleted_any = deleted_any or any(c.kind == "deleted" for c in result.changes)
             ctx.progress.page(source.label, len(items))
-            if ctx.crash_after_pages is not None and ctx.progress.pages >= ctx.crash_after_pages:
-                raise SimulatedCrash(f"simulated crash after {ctx.progress.pages} pages")
     if full_round:
         round_masters.finish(delta_link)
         deleted_any = bool(repo.finish_full_round(user, calendar_id)) or deleted_any

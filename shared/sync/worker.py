@@ -99,8 +99,7 @@ def mailbox_prefix(account: Any, user_id: str) -> str:
     return "me"
 
 
-def run(request: SyncRequest, *, settings: Any = None, repo: Any = None, graph: Any = None,
-        crash_after_pages: int | None = None) -> Outcome:
+def run(request: SyncRequest, *, settings: Any = None, repo: Any = None, graph: Any = None) -> Outcome:
     """Sync the user of `request` (see the module docstring for the order of work)."""
     from shared.config import get_settings
 
@@ -139,7 +138,7 @@ def run(request: SyncRequest, *, settings: Any = None, repo: Any = None, graph: 
                      account.last_sync_started_at)
             outcome = Outcome("covered")
         else:
-            outcome = _sync(request, settings, repo, graph, account, crash_after_pages, who)
+            outcome = _sync(request, settings, repo, graph, account, who)
             account = repo.get_account(user) or account
             if outcome.status == "synced" and _scoped(request) and not (
                     covered(account, request) or calendar_covered(repo, request)):
@@ -147,14 +146,14 @@ def run(request: SyncRequest, *, settings: Any = None, repo: Any = None, graph: 
                 # hold the change this request announces, so one more (incremental) pass does.
                 log.info("sync %s: the resumed rounds began before this request; one more pass", who)
                 again = dataclasses.replace(request, full=False)  # incremental: the full round is done
-                outcome = _sync(again, settings, repo, graph, account, crash_after_pages, who)
+                outcome = _sync(again, settings, repo, graph, account, who)
     if outcome.status in ("synced", "covered"):
         _subscribe(request, repo, outcome)
     return outcome
 
 
 def _sync(request: SyncRequest, settings: Any, repo: Any, graph: Any, account: Any,
-          crash_after_pages: int | None, who: str) -> Outcome:
+          who: str) -> Outcome:
     from shared.auth.errors import ReauthRequired
     from shared.graph import GraphError, ThrottledError
     from shared.sync.calendars import sync_calendars
@@ -189,7 +188,7 @@ def _sync(request: SyncRequest, settings: Any, repo: Any, graph: Any, account: A
 
         graph = client_for_user(user, settings, defer_retry_after=settings.throttle_requeue_seconds)
     ctx = SyncContext(user, repo, graph, settings, current_window(settings), prefix=mailbox_prefix(account, user),
-                      full=request.full, progress=Progress(who), crash_after_pages=crash_after_pages)
+                      full=request.full, progress=Progress(who))
     ctx.delta_other, ctx.detect_delta = delta_other_calendars(settings, account)
     listed, found = True, True
 

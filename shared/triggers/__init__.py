@@ -7,8 +7,15 @@ inside the trigger bodies, never at module load: Graph gives the notification
 endpoint 3 seconds and the validation handshake 10, cold start included.
 """
 
+from __future__ import annotations
 
-def blueprints() -> list:
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import azure.functions as func
+
+
+def blueprints() -> list[func.Blueprint]:
     """Every blueprint of the app, in registration order (function_app.py and the OpenAPI description)."""
     from shared.triggers import accounts, actions, feed, health, maintenance, notifications
 

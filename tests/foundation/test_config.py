@@ -79,3 +79,32 @@ def test_readme_configuration_table_is_generated_from_the_settings():
 
     readme = (ROOT / "README.md").read_text()
     assert settings_table() in readme, "run: python -m shared settings table, and paste it into README.md"
+
+
+def _conforms(value, hint) -> bool:
+    """isinstance for the shapes SettingValues uses: a class, `X | None`, `tuple[X, ...]`."""
+    import types
+    import typing
+
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_conforms(value, arm) for arm in typing.get_args(hint))
+    if origin is tuple:
+        item = typing.get_args(hint)[0]
+        return isinstance(value, tuple) and all(_conforms(v, item) for v in value)
+    return isinstance(value, type(None) if hint is None else hint)
+
+
+def test_the_typed_attributes_declare_every_setting_with_the_type_its_parser_returns():
+    import typing
+
+    from shared.config import SettingValues
+    from shared.feed.endpoints import Endpoint
+
+    hints = typing.get_type_hints(SettingValues, localns={"Endpoint": Endpoint})
+    assert sorted(hints) == sorted(s.attr for s in SETTINGS)
+    for setting in SETTINGS:
+        hint = hints[setting.attr]
+        assert _conforms(setting.default, hint), (setting.env, setting.default, hint)
+        assert _conforms(setting.parse(setting.example), hint), (setting.env, setting.example, hint)
+    assert not _conforms(None, hints["pg_pool_max"]) and not _conforms(("a", 1), hints["graph_scopes"])

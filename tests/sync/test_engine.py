@@ -7,7 +7,7 @@ import time
 import pytest
 
 from shared.queues.messages import SyncRequest, enqueue_sync
-from shared.sync.context import SimulatedCrash
+from tests.sync.crash import SimulatedCrash
 from tests.sync.world import slot, weekly
 
 DELTA = "GET /v1.0/me/calendarView/delta"

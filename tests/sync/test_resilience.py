@@ -11,7 +11,7 @@ import pytest
 from shared.queues.messages import SyncRequest, enqueue_sync
 from shared.storage.sqlite import SqliteRepository
 from shared.sync import lock
-from shared.sync.context import SimulatedCrash
+from tests.sync.crash import SimulatedCrash
 from tests.sync.world import slot
 
 

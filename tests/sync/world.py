@@ -84,9 +84,16 @@ class World:
 
         return open_queue(name or SYNC_QUEUE, self.settings)
 
-    def drain(self, limit: int = 1000, **kwargs: Any) -> list[Any]:
-        """Run the worker on every queued sync message (in queue order) until the queue is empty."""
+    def drain(self, limit: int = 1000, crash_after_pages: int | None = None, **kwargs: Any) -> list[Any]:
+        """Run the worker on every queued sync message (in queue order) until the queue is empty.
+
+        `crash_after_pages=n`: the worker's repository fails the page write after n stored pages
+        (tests.sync.crash), as a worker killed mid-round would leave it."""
         from shared.sync.worker import handle_message
+        from tests.sync.crash import crash_after_pages as crashing
+
+        if crash_after_pages is not None:
+            kwargs["repo"] = crashing(kwargs.get("repo") or self.repo, crash_after_pages)
 
         outcomes = []
         queue = self.queue()
