@@ -8,7 +8,7 @@ One simulator user holds N single events in the primary calendar; every path rea
 - sdk:      what a msgraph-sdk user would write: SDK paging (`calendar_view.delta`, `with_url(nextLink)`),
             each page's events serialized back to JSON by the SDK and stored with psycopg executemany
             (INSERT ... ON CONFLICT DO UPDATE) into a table of the same shape; PostgreSQL only, and only
-            the first --sdk-events events (it is ~50x slower; events/s does not depend on the count);
+            the first --sdk-events events (it is ~50x slower; events/s hardly depends on the count);
 - fetch:    raw `requests` GETs of the same pages, no parsing, no storing (the fetch limit);
 - copy:     psycopg binary COPY of the same rows, already mapped, one transaction per page (the store limit).
 
@@ -16,7 +16,7 @@ Each round runs the four paths one after the other (order rotated per round) so 
 other processes hits all of them alike; the table prints each path's median and the ratios.
 
 Run: .venv/bin/python bench/bench_backfill_paths.py [--events 20000] [--rounds 3] [--page-size 100]
-     [--backend postgres|sqlite] [--sdk-events 2000] [--profile FILE]
+     [--backend postgres|sqlite] [--sdk-events 300] [--profile FILE]
 PostgreSQL: PG_DSN or 127.0.0.1:5432 (a throwaway database is created and dropped).
 --profile: cProfile of one extra product round, written to FILE (pstats) and summarised.
 """
@@ -238,7 +238,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--page-size", type=int, default=100)
-    parser.add_argument("--sdk-events", type=int, default=2000)
+    parser.add_argument("--sdk-events", type=int, default=300)
     parser.add_argument("--backend", choices=["postgres", "sqlite"], default="postgres")
     parser.add_argument("--pg-dsn", default=os.environ.get("PG_DSN") or "host=127.0.0.1 port=5432 user=postgres "
                                                                          "dbname=postgres")

@@ -76,6 +76,12 @@ def _where(spec: TableSpec, filters: dict[str, Any]) -> tuple[sql.Composable, li
     return sql.SQL(" WHERE ") + sql.SQL(" AND ").join(clauses), params
 
 
+def _count_of(cursor: psycopg.Cursor[Any]) -> int:
+    """The integer a one-row aggregate (count, max) answered."""
+    row = cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
 def _ids(names: Sequence[str]) -> sql.Composable:
     return sql.SQL(", ").join(map(sql.Identifier, names))
 
@@ -112,7 +118,7 @@ class PostgresRepository(SqlRepository):
 
     def schema_version(self) -> int:
         with self.pool.connection() as conn:
-            return conn.execute("SELECT coalesce(max(version), 0) FROM public.schema_version").fetchone()[0]
+            return _count_of(conn.execute("SELECT coalesce(max(version), 0) FROM public.schema_version"))
 
     @contextmanager
     def _transaction(self, partition: str) -> Iterator[psycopg.Connection]:
@@ -309,5 +315,5 @@ class PostgresRepository(SqlRepository):
     def _count(self, spec: TableSpec, partition: str | None) -> int:
         where, params = _where(spec, {spec.partition: partition} if partition else {})
         with self.pool.connection() as conn:
-            return conn.execute(sql.SQL("SELECT count(*) FROM {}{}").format(sql.Identifier(spec.name), where),
-                                params).fetchone()[0]
+            return _count_of(conn.execute(sql.SQL("SELECT count(*) FROM {}{}").format(
+                sql.Identifier(spec.name), where), params))
