@@ -6,8 +6,9 @@ with the predicate rendered from the same rule as the other backends
 (`base.newer_and_different_sql`); `RETURNING (xmax = 0)` tells created rows
 from updated ones, and rows the WHERE rejected are not returned at all, so
 nothing is written when nothing changed. Large chunks go through COPY into a
-per-connection temporary table and one merge; small ones through a pipelined
-executemany (bench/bench_upsert.py measures both). Rows are mapped chunk by
+per-connection temporary table and one merge; smaller ones (a Graph page) through
+the same merge over `unnest` of binary arrays, one statement and one round trip
+(bench/bench_upsert.py measures every strategy). Rows are mapped chunk by
 chunk inside the transaction, each while the server merges the previous chunk
 (`_upsert_ordered`). All SQL is parameterized; identifiers are composed with
 psycopg.sql from the table specs.
@@ -90,7 +91,7 @@ class PostgresRepository(SqlRepository):
     placeholder = "%s"
     backend = "postgres"
     chunk_size = 1000  # small enough to overlap mapping and merging well, large enough for COPY
-    copy_threshold = 200  # rows per chunk from which COPY + merge beats executemany (see the bench)
+    copy_threshold = 200  # rows per chunk from which COPY + merge is used instead of unnest
     map_ahead = False  # rows are mapped in _upsert_ordered, overlapped with the server's work
     text_rules = TextRules(nul=False, surrogates_in_data=False)  # text and jsonb refuse both
 
