@@ -266,6 +266,24 @@ def test_save_page_is_atomic(repo: Repository, monkeypatch):
         ("keep", "deleted"), ("p1", "created"), ("p2", "created")]
 
 
+def test_save_page_takes_events_prepared_ahead(repo: Repository):
+    """The sync maps page n+1 while page n is stored (`prepare_events`): same rows, removals and changes."""
+    repo.upsert_events(USER, CAL, [event("gone"), event("same")])
+    page = [event("p1"), event("same"), {"id": "gone", "@removed": {"reason": "deleted"}},
+            event("bad", start={"dateTime": "not a time", "timeZone": "UTC"})]
+    prepared = repo.prepare_events(USER, CAL, page)
+    assert repo.event_ids(USER, CAL) == {"gone", "same"}  # preparing writes nothing
+    with pytest.raises(ValueError):
+        repo.save_page(USER, "cal-2", events=prepared, removed_ids=[], next_link="n", delta_link=None,
+                       window=WINDOW)
+    result = repo.save_page(USER, CAL, events=prepared, removed_ids=[], next_link="n", delta_link=None,
+                            window=WINDOW)
+    assert sorted((c.remote_id, c.kind) for c in result.changes) == [("gone", "deleted"), ("p1", "created")]
+    assert result.skipped == ["bad"]
+    assert repo.event_ids(USER, CAL) == {"p1", "same"}
+    assert repo.get_cursor(USER, CAL).next_link == "n"
+
+
 def test_save_page_cursor_follows_the_round(repo: Repository):
     repo.upsert_events(USER, CAL, [event("gone"), event("stays")])
     repo.upsert_events(USER, "cal-2", [event("elsewhere")])
