@@ -16,8 +16,9 @@ Each round runs the four paths one after the other (order rotated per round) so 
 other processes hits all of them alike; the table prints each path's median and the ratios.
 
 Run: .venv/bin/python bench/bench_backfill_paths.py [--events 20000] [--rounds 3] [--page-size 100]
-     [--backend postgres|sqlite] [--sdk-events 300] [--profile FILE]
-PostgreSQL: PG_DSN or 127.0.0.1:5432 (a throwaway database is created and dropped).
+     [--backend postgres|sqlite|tables] [--sdk-events 300] [--profile FILE]
+PostgreSQL: PG_DSN or 127.0.0.1:5432 (a throwaway database is created and dropped; the copy path
+always writes there). tables: Table Storage on an Azurite started from node_modules.
 --profile: cProfile of one extra product round, written to FILE (pstats) and summarised.
 """
 
@@ -239,7 +240,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--page-size", type=int, default=100)
     parser.add_argument("--sdk-events", type=int, default=300)
-    parser.add_argument("--backend", choices=["postgres", "sqlite"], default="postgres")
+    parser.add_argument("--backend", choices=["postgres", "sqlite", "tables"], default="postgres")
     parser.add_argument("--pg-dsn", default=os.environ.get("PG_DSN") or "host=127.0.0.1 port=5432 user=postgres "
                                                                          "dbname=postgres")
     parser.add_argument("--profile", help="write a cProfile of one more product round here")
@@ -248,6 +249,7 @@ def main() -> None:
 
     import psycopg
 
+    from devtools import azurite
     from graphsim import GraphSimulator
     from shared import runtime
     from shared.queues import SYNC_QUEUE, open_queue
@@ -262,6 +264,9 @@ def main() -> None:
     params = dict(item.split("=", 1) for item in args.pg_dsn.split() if "=" in item)
     with psycopg.connect(args.pg_dsn, autocommit=True, connect_timeout=5) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
+    tables = azurite.start() if args.backend == "tables" else None
+    if args.backend == "tables" and tables is None:
+        raise SystemExit("Azurite is not available (node_modules/.bin/azurite)")
     try:
         tenant = sim.create_tenant()
         client_id, secret = sim.register_app(tenant, redirect_uris=[REDIRECT])
@@ -270,7 +275,8 @@ def main() -> None:
                    "GRAPH_PAGE_SIZE": str(args.page_size), "SQLITE_PATH": f"{tmp}/calendar.db",
                    "LOCAL_QUEUE_PATH": f"{tmp}/queue.db", "LOCAL_SECRETS_DIR": f"{tmp}/secrets",
                    "DATABASE_BACKEND": args.backend, "APP_BASE_URL": "http://127.0.0.1:7071",
-                   "PG_DSN": " ".join(f"{k}={v}" for k, v in {**params, "dbname": name}.items())})
+                   "PG_DSN": " ".join(f"{k}={v}" for k, v in {**params, "dbname": name}.items()),
+                   **({"TABLES_CONNECTION_STRING": tables.connection_string} if tables else {})})
         open_secret_store().set(CLIENT_SECRET, secret)
         open_repository().ensure_schema()
         started = time.perf_counter()
@@ -306,6 +312,8 @@ def main() -> None:
     finally:
         runtime.reset()
         sim.stop()
+        if tables is not None:
+            tables.stop()
         with psycopg.connect(args.pg_dsn, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
