@@ -8,7 +8,7 @@ One simulator user holds N single events in the primary calendar; every path rea
 - sdk:      what a msgraph-sdk user would write: SDK paging (`calendar_view.delta`, `with_url(nextLink)`),
             each page's events serialized back to JSON by the SDK and stored with psycopg executemany
             (INSERT ... ON CONFLICT DO UPDATE) into a table of the same shape; PostgreSQL only, and only
-            the first --sdk-events events (it is ~50x slower; events/s hardly depends on the count);
+            the first --sdk-events events (~100x below the fetch limit; events/s hardly depends on the count);
 - fetch:    raw `requests` GETs of the same pages, no parsing, no storing (the fetch limit);
 - copy:     psycopg binary COPY of the same rows, already mapped, one transaction per page (the store limit).
 
