@@ -112,7 +112,7 @@ def run_backend(backend: str, events: int, page_size: int, pg_dsn: str | None) -
         user, ids = seed(sim, tenant, events)
         link(sim, tenant, user)
         open_queue(SYNC_QUEUE).clear()
-        worker._subscribe = lambda request, repo: None  # no HTTP host here: no subscription to validate
+        worker._subscribe = lambda *a: None  # no HTTP host here: no subscription to validate
         sim.reset_counters()
         started = time.perf_counter()
         outcome = worker.run(SyncRequest(user, "linked", full=True))

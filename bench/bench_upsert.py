@@ -6,8 +6,9 @@ a plain INSERT into a table of the same shape (the baseline), and (b) through
 outbox entry of each change included): first write (all rows created), the
 same rows again (nothing changes, nothing is written) and a newer version of
 every row (all updated). Every figure is the best of 3 rounds, the baseline's too. PostgreSQL is
-measured with both bulk strategies (pipelined executemany, COPY into a temp
-table + one merge); the repository's default is the faster one.
+measured with each bulk strategy (pipelined executemany, one statement over `unnest`
+arrays, COPY into a temp table + one merge); the repository uses unnest below
+`copy_threshold` rows per chunk and COPY from there.
 
 Run: .venv/bin/python bench/bench_upsert.py [--rows 10000] [--azurite-rows 2000] [--pg-dsn DSN]
 Needs a PostgreSQL server (PG_DSN or 127.0.0.1:5432) and node_modules/.bin/azurite for the
@@ -136,7 +137,7 @@ def bench_postgres(dsn: str, count: int) -> None:
             with psycopg.connect(target, autocommit=True) as fresh:
                 fresh.execute(sql.SQL("TRUNCATE {}").format(sql.SQL(written)))
 
-        for strategy in ("executemany", "copy"):
+        for strategy in ("executemany", "unnest", "copy"):
             repo.bulk_strategy = strategy
             run_repo("postgres", repo, count, baseline, f" [{strategy}]", reset=truncate)
         repo.close()

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Unpack
 from urllib.parse import unquote, urlsplit
 
+import orjson
 import requests
 from requests.structures import CaseInsensitiveDict
 from urllib3.exceptions import LocationParseError
@@ -310,6 +311,10 @@ def _json(response: requests.Response) -> dict[str, Any] | None:
     try:
         if not response.content:
             return None
+        try:  # orjson: a backfill decodes every page, 3-4x faster; json for what orjson refuses (NaN, lone surrogates)
+            return orjson.loads(response.content)  # type: ignore[no-any-return]  # JSON of a Graph page
+        except orjson.JSONDecodeError:
+            pass
         try:
             body: dict[str, Any] = response.json()  # Graph answers with a JSON object
             return body

@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.graph import GraphError
+from shared.storage.base import PreparedEvents
 from shared.sync import masters
 from shared.sync.context import SyncContext
-from shared.sync.mapping import split_page
+from shared.sync.mapping import PageItems, split_page
 from shared.sync.window import same_window
 
 log = logging.getLogger("shared.sync")
@@ -90,20 +91,23 @@ def _round(ctx: SyncContext, calendar_id: str, source: Source, url: str, params:
     if source.delta:
         ctx.delta_rounds += 1
 
-    def fetch(link: str, query: dict[str, str] | None) -> dict[str, Any]:
-        return ctx.graph.get(link, params=query, headers=ctx.page_headers)
+    def fetch(link: str, query: dict[str, str] | None) -> tuple[dict[str, Any], PageItems, PreparedEvents]:
+        """Page n+1 read, decoded and mapped to rows while page n is stored: mapping is Python work that
+        then runs while the main thread waits on the database (it releases the GIL there)."""
+        page = ctx.graph.get(link, params=query, headers=ctx.page_headers)
+        items = split_page(page)
+        return page, items, repo.prepare_events(user, calendar_id, items.events)
 
     with ThreadPoolExecutor(1, thread_name_prefix="page") as ahead:
-        pending: Future | None = ahead.submit(fetch, url, params)  # links carry their own query after this
-        while pending is not None:
-            page = pending.result()
+        pending: Future[tuple[dict[str, Any], PageItems, PreparedEvents]] | None = ahead.submit(fetch, url, params)
+        while pending is not None:  # links carry their own query after the first request
+            page, items, prepared = pending.result()
             next_link = page.get("@odata.nextLink")
             delta_link = page.get("@odata.deltaLink")
             if source.delta and not next_link and not delta_link:
                 raise GraphError(None, "InvalidResponse", "a delta page carried neither nextLink nor deltaLink")
             pending = ahead.submit(fetch, next_link, None) if next_link else None
-            items = split_page(page)
-            result = repo.save_page(user, calendar_id, events=items.events, removed_ids=items.removed_ids,
+            result = repo.save_page(user, calendar_id, events=prepared, removed_ids=items.removed_ids,
                                     next_link=next_link, delta_link=delta_link, window=ctx.window,
                                     full_round=full_round)
             round_masters.after_page(items, next_link, delta_link)

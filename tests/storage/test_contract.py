@@ -201,6 +201,26 @@ def test_chunked_write_is_one_unit_in_key_order(repo: Repository):
         i: "ck3" if i == "k04" else "ck1" if i == "k10" else "ck2" for i in ids}
 
 
+@pytest.mark.parametrize("strategy", ["unnest", "copy", "executemany"])
+def test_every_postgres_merge_strategy_has_the_same_effect(repo: Repository, strategy: str):
+    """Page-sized chunks merge through unnest arrays, large ones through COPY; either way (and the
+    executemany fallback) older versions never win, unchanged rows are not written, hostile text is cleaned."""
+    if repo.backend != "postgres":
+        pytest.skip("bulk strategies are PostgreSQL's")
+    repo.bulk_strategy = strategy
+    repo.chunk_size = 4
+    ids = [f"s{i:02d}" for i in range(10)]
+    assert [c.kind for c in repo.upsert_events(USER, CAL, [event(i, 2) for i in ids])] == ["created"] * 10
+    assert repo.upsert_events(USER, CAL, [event(i, 2) for i in ids]) == []
+    older_or_newer = [event(i, 1 if n % 2 else 3, subject="nul\x00 and \ud800") for n, i in enumerate(ids)]
+    changes = repo.upsert_events(USER, CAL, older_or_newer)
+    assert [(c.remote_id, c.kind) for c in changes] == [(i, "updated") for i in ids[::2]]
+    stored = {e.microsoft_event_id: e for e in repo.list_events(USER)}
+    assert {i: stored[i].change_key for i in ids} == {i: "ck2" if n % 2 else "ck3" for n, i in enumerate(ids)}
+    assert stored["s00"].subject == "nul\ufffd and \ufffd"
+    assert [e.kind for e in repo.pending_changes(USER, limit=100)] == ["created"] * 10 + ["updated"] * 5
+
+
 def test_concurrent_writers_end_with_the_newest_version(repo: Repository):
     ids = [f"c{i}" for i in range(30)]
     errors: list[BaseException] = []
@@ -244,6 +264,24 @@ def test_save_page_is_atomic(repo: Repository, monkeypatch):
                    next_link="https://graph/next", delta_link=None, window=WINDOW)
     assert sorted((e.remote_id, e.kind) for e in repo.pending_changes(USER)[1:]) == [
         ("keep", "deleted"), ("p1", "created"), ("p2", "created")]
+
+
+def test_save_page_takes_events_prepared_ahead(repo: Repository):
+    """The sync maps page n+1 while page n is stored (`prepare_events`): same rows, removals and changes."""
+    repo.upsert_events(USER, CAL, [event("gone"), event("same")])
+    page = [event("p1"), event("same"), {"id": "gone", "@removed": {"reason": "deleted"}},
+            event("bad", start={"dateTime": "not a time", "timeZone": "UTC"})]
+    prepared = repo.prepare_events(USER, CAL, page)
+    assert repo.event_ids(USER, CAL) == {"gone", "same"}  # preparing writes nothing
+    with pytest.raises(ValueError):
+        repo.save_page(USER, "cal-2", events=prepared, removed_ids=[], next_link="n", delta_link=None,
+                       window=WINDOW)
+    result = repo.save_page(USER, CAL, events=prepared, removed_ids=[], next_link="n", delta_link=None,
+                            window=WINDOW)
+    assert sorted((c.remote_id, c.kind) for c in result.changes) == [("gone", "deleted"), ("p1", "created")]
+    assert result.skipped == ["bad"]
+    assert repo.event_ids(USER, CAL) == {"p1", "same"}
+    assert repo.get_cursor(USER, CAL).next_link == "n"
 
 
 def test_save_page_cursor_follows_the_round(repo: Repository):
