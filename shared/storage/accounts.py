@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, Unpack
 
-from shared.storage.engine import RepositoryCore
+from shared.storage.engine import RepositoryCore, TxT
 from shared.storage.rows import (
     incoming,
     utc,
@@ -25,8 +25,11 @@ from shared.storage.schema import (
 )
 from shared.storage.types import (
     KEEP,
+    AccountChanges,
     AccountState,
     CalendarSubscription,
+    Keep,
+    SubscriptionChanges,
     UserRow,
 )
 
@@ -37,11 +40,12 @@ ACCOUNT_STATUSES = ("linked", "reauth_required", "unlinked")
 ACCOUNT_MODES = ("delegated", "app_only")
 
 
-class AccountStore(RepositoryCore):
+class AccountStore(RepositoryCore[TxT]):
     """The user rows (profile, encrypted token), the account state machine and per-calendar subscriptions."""
 
     # ------------------------------------------------------------------ users
-    def upsert_user(self, user_id: str, data: dict[str, Any], *, encrypted_refresh_token: Any = KEEP) -> None:
+    def upsert_user(self, user_id: str, data: dict[str, Any], *,
+                    encrypted_refresh_token: str | Keep | None = KEEP) -> None:
         managed = {} if encrypted_refresh_token is KEEP else {"encrypted_refresh_token": encrypted_refresh_token}
         rows = self._incoming(USERS, [data], {"microsoft_user_id": user_id}, managed)
         # The profile (Graph's /me or /users/{id}) is published like calendars and events; the managed
@@ -56,7 +60,7 @@ class AccountStore(RepositoryCore):
         return [UserRow(**r) for r in self._select(USERS, None, {})]
 
     def _set_user_columns(self, user_id: str, values: dict[str, Any]) -> None:
-        def unit(tx: Any) -> None:
+        def unit(tx: TxT) -> None:
             current = self._get(USERS, user_id, {"microsoft_user_id": user_id}, tx)
             data = current["data"] if current else {}
             self._upsert(tx, USERS, user_id, [incoming(USERS, data, {"microsoft_user_id": user_id}, values)])
@@ -78,7 +82,7 @@ class AccountStore(RepositoryCore):
         The outbox sequence stays: a user linked again continues it, so the feed's `sequence`
         (what consumers order a row's changes by) never goes backwards.
         """
-        def unit(tx: Any) -> None:
+        def unit(tx: TxT) -> None:
             for spec in (OUTBOX, SEEN, CURSORS, EVENTS, CALENDARS, CALENDAR_SUBSCRIPTIONS, ACCOUNTS, USERS):
                 self._delete(tx, spec, user_id, {"microsoft_user_id": user_id})
 
@@ -89,7 +93,7 @@ class AccountStore(RepositoryCore):
         row = self._get(ACCOUNTS, user_id, {"microsoft_user_id": user_id})
         return AccountState(**row) if row else None
 
-    def update_account(self, user_id: str, **changes: Any) -> AccountState:
+    def update_account(self, user_id: str, **changes: Unpack[AccountChanges]) -> AccountState:
         """Change some fields (creating the row if missing); status changes stamp status_changed_at."""
         allowed = set(ACCOUNTS.names()) - {"microsoft_user_id", "created_at", "updated_at"}
         unknown = set(changes) - allowed
@@ -100,7 +104,7 @@ class AccountStore(RepositoryCore):
         if changes.get("mode") not in (None, *ACCOUNT_MODES):
             raise ValueError(f"mode must be one of {ACCOUNT_MODES}")
 
-        def unit(tx: Any) -> AccountState:
+        def unit(tx: TxT) -> AccountState:
             now = utcnow()
             row = self._get(ACCOUNTS, user_id, {"microsoft_user_id": user_id}, tx) or {
                 "microsoft_user_id": user_id, "created_at": now}
@@ -127,7 +131,8 @@ class AccountStore(RepositoryCore):
         filters = {"microsoft_user_id": user_id} if user_id is not None else {}
         return [CalendarSubscription(**r) for r in self._select(CALENDAR_SUBSCRIPTIONS, user_id, filters)]
 
-    def update_calendar_subscription(self, user_id: str, calendar_id: str, **changes: Any) -> CalendarSubscription:
+    def update_calendar_subscription(self, user_id: str, calendar_id: str,
+                                     **changes: Unpack[SubscriptionChanges]) -> CalendarSubscription:
         """Change some fields of a calendar's subscription row (created when missing)."""
         allowed = set(CALENDAR_SUBSCRIPTIONS.names()) - {"microsoft_user_id", "microsoft_calendar_id", "updated_at"}
         unknown = set(changes) - allowed
@@ -135,7 +140,7 @@ class AccountStore(RepositoryCore):
             raise TypeError(f"update_calendar_subscription: unknown fields {sorted(unknown)}")
         key = {"microsoft_user_id": user_id, "microsoft_calendar_id": calendar_id}
 
-        def unit(tx: Any) -> CalendarSubscription:
+        def unit(tx: TxT) -> CalendarSubscription:
             row = self._get(CALENDAR_SUBSCRIPTIONS, user_id, key, tx) or dict(key)
             row.update({k: utc(v) if isinstance(v, datetime) else v for k, v in changes.items()})
             row["updated_at"] = utcnow()

@@ -18,11 +18,11 @@ import logging
 import random
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, Literal, TypeVar
 
 from shared.storage import textsafety
 from shared.storage.rows import (
@@ -61,10 +61,14 @@ def outbox_row(user_id: str, seq: int, change: ChangedRow, now: datetime) -> dic
 
 
 # (table, key) -> (kind, digest) of the rows the current `_atomic` unit has tried to write so far.
-_ATTEMPTED: ContextVar[dict[tuple[str, str], tuple[str, str]] | None] = ContextVar("attempted_writes", default=None)
+TxT = TypeVar("TxT")  # a backend's open unit of work: what `_transaction` yields, handed back to its primitives
+T = TypeVar("T")
+
+Kind = Literal["created", "updated", "deleted"]
+_ATTEMPTED: ContextVar[dict[tuple[str, str], tuple[Kind, str]] | None] = ContextVar("attempted_writes", default=None)
 
 
-class RepositoryCore(ABC):
+class RepositoryCore(ABC, Generic[TxT]):
     """The primitives a backend implements and the machinery every table's semantics uses."""
 
     backend: str = "abstract"
@@ -84,33 +88,33 @@ class RepositoryCore(ABC):
     def close(self) -> None: ...
 
     @abstractmethod
-    def _transaction(self, partition: str) -> AbstractContextManager[Any]:
+    def _transaction(self, partition: str) -> AbstractContextManager[TxT]:
         """A unit of work; commits on success, discards on exception where the backend can."""
 
-    def _fetch_stored(self, tx: Any, spec: TableSpec, partition: str, keys: list[str]) -> dict[str, Stored]:
+    def _fetch_stored(self, tx: TxT, spec: TableSpec, partition: str, keys: list[str]) -> dict[str, Stored]:
         """What is stored for these keys (used by the generic `_upsert_rows`)."""
         raise NotImplementedError(f"{self.backend} overrides _upsert_rows")
 
-    def _write_rows(self, tx: Any, spec: TableSpec, partition: str,
+    def _write_rows(self, tx: TxT, spec: TableSpec, partition: str,
                     writes: list[tuple[Mapped, Stored | None]], now: datetime) -> None:
         """Insert (stored None) or update rows decided by `should_write`; raise Conflict on a lost race."""
         raise NotImplementedError(f"{self.backend} overrides _upsert_rows")
 
     @abstractmethod
-    def _select(self, spec: TableSpec, partition: str | None, filters: dict[str, Any], tx: Any = None,
+    def _select(self, spec: TableSpec, partition: str | None, filters: dict[str, Any], tx: TxT | None = None,
                 columns: Sequence[str] | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         """Rows whose columns equal the filters (a list/set/tuple value means IN), decoded to Python,
         in key order; at most `limit` of them."""
 
     @abstractmethod
-    def _delete(self, tx: Any, spec: TableSpec, partition: str, filters: dict[str, Any]) -> list[str]:
+    def _delete(self, tx: TxT, spec: TableSpec, partition: str, filters: dict[str, Any]) -> list[str]:
         """Delete matching rows; return the last key column of each deleted row."""
 
     @abstractmethod
-    def _put(self, tx: Any, spec: TableSpec, partition: str, rows: list[dict[str, Any]]) -> None:
+    def _put(self, tx: TxT, spec: TableSpec, partition: str, rows: list[dict[str, Any]]) -> None:
         """Insert or fully replace rows of an operational (non-replicated) table."""
 
-    def _append(self, tx: Any, spec: TableSpec, partition: str, rows: list[dict[str, Any]]) -> None:
+    def _append(self, tx: TxT, spec: TableSpec, partition: str, rows: list[dict[str, Any]]) -> None:
         """Insert rows whose keys are new (outbox entries under freshly allocated numbers).
 
         Same effect as `_put`; a backend with a faster bulk insert overrides it.
@@ -121,12 +125,12 @@ class RepositoryCore(ABC):
     def _count(self, spec: TableSpec, partition: str | None) -> int: ...
 
     @abstractmethod
-    def _set_columns(self, tx: Any, spec: TableSpec, partition: str, updates: dict[str, dict[str, Any]]) -> None:
+    def _set_columns(self, tx: TxT, spec: TableSpec, partition: str, updates: dict[str, dict[str, Any]]) -> None:
         """Set plain columns (not data, not the key) of existing rows, remote key -> values, as given:
         no version check, no `row_updated_at`, no outbox entry. Callers check the rows exist in `tx`."""
 
     @abstractmethod
-    def _allocate(self, tx: Any, user_id: str, count: int) -> int:
+    def _allocate(self, tx: TxT, user_id: str, count: int) -> int:
         """Reserve `count` outbox sequence numbers for the user inside `tx`; returns the last one.
 
         Serializes the user's writers until `tx` ends (row lock, or an If-Match write that fails the
@@ -155,7 +159,7 @@ class RepositoryCore(ABC):
         """Give lease `name` back if `owner` still holds it."""
 
     # ------------------------------------------------------------------ shared machinery
-    def _atomic(self, partition: str, unit: Any) -> Any:
+    def _atomic(self, partition: str, unit: Callable[[TxT], T]) -> T:
         """Run `unit(tx)` in one transaction, again from the start when a concurrent writer won a race.
 
         A backend without multi-batch transactions (Table Storage) may have applied part of a failed
@@ -176,7 +180,7 @@ class RepositoryCore(ABC):
         finally:
             _ATTEMPTED.reset(token)
 
-    def _upsert_rows(self, tx: Any, spec: TableSpec, partition: str, rows: list[Mapped],
+    def _upsert_rows(self, tx: TxT, spec: TableSpec, partition: str, rows: list[Mapped],
                      now: datetime) -> list[ChangedRow]:
         stored = self._fetch_stored(tx, spec, partition, [r.key for r in rows])
         attempted = _ATTEMPTED.get()
@@ -187,7 +191,7 @@ class RepositoryCore(ABC):
             earlier = attempted.get((spec.name, row.key)) if attempted is not None else None
             if found is None or should_write(found, row):
                 writes.append((row, found))
-                kind = earlier[0] if earlier else ("updated" if found else "created")
+                kind: Kind = earlier[0] if earlier else ("updated" if found else "created")
                 changes.append(ChangedRow(spec.name, row.key, kind, row.data))
             elif earlier is not None and earlier[1] == row.digest == found.digest:
                 changes.append(ChangedRow(spec.name, row.key, earlier[0], row.data))  # an earlier attempt wrote it
@@ -199,12 +203,12 @@ class RepositoryCore(ABC):
             self._write_rows(tx, spec, partition, writes, now)
         return changes
 
-    def _upsert(self, tx: Any, spec: TableSpec, partition: str, rows: Iterable[Incoming]) -> list[ChangedRow]:
+    def _upsert(self, tx: TxT, spec: TableSpec, partition: str, rows: Iterable[Incoming]) -> list[ChangedRow]:
         ordered = sorted(dedupe(rows), key=lambda r: r.key)  # one lock order for concurrent writers
         return self._upsert_ordered(tx, spec, partition, [list(c) for c in chunks(ordered, self.chunk_size)],
                                     utcnow())
 
-    def _upsert_ordered(self, tx: Any, spec: TableSpec, partition: str, batches: list[list[Incoming]],
+    def _upsert_ordered(self, tx: TxT, spec: TableSpec, partition: str, batches: list[list[Incoming]],
                         now: datetime) -> list[ChangedRow]:
         """Write the chunks in this order, each mapped when it is written; the changes in key order."""
         changes: list[ChangedRow] = []
@@ -226,7 +230,7 @@ class RepositoryCore(ABC):
             map_batch(rows)
         return rows
 
-    def _record(self, tx: Any, user_id: str, changes: list[ChangedRow]) -> list[ChangedRow]:
+    def _record(self, tx: TxT, user_id: str, changes: list[ChangedRow]) -> list[ChangedRow]:
         """Append `changes` to the user's outbox inside `tx` (the unit that made them); returns them."""
         if changes:
             last = self._allocate(tx, user_id, len(changes))
@@ -235,7 +239,8 @@ class RepositoryCore(ABC):
             self._append(tx, OUTBOX, user_id, [outbox_row(user_id, first + i, c, now) for i, c in enumerate(changes)])
         return changes
 
-    def _get(self, spec: TableSpec, partition: str, key: dict[str, Any], tx: Any = None) -> dict[str, Any] | None:
+    def _get(self, spec: TableSpec, partition: str, key: dict[str, Any],
+             tx: TxT | None = None) -> dict[str, Any] | None:
         rows = self._select(spec, partition, key, tx)
         return rows[0] if rows else None
 

@@ -7,7 +7,7 @@ import time
 from contextlib import suppress
 from datetime import datetime
 
-from shared.storage.engine import RepositoryCore
+from shared.storage.engine import RepositoryCore, TxT
 from shared.storage.rows import (
     utc,
 )
@@ -15,7 +15,7 @@ from shared.storage.rows import (
 log = logging.getLogger("shared.storage")
 
 
-class FlowStore(RepositoryCore):
+class FlowStore(RepositoryCore[TxT]):
     """Sign-in states used once."""
 
     # ------------------------------------------------------------------ sign-in states used

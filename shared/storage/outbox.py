@@ -6,8 +6,9 @@ import logging
 import random
 import time
 from collections.abc import Iterable
+from typing import Any
 
-from shared.storage.engine import Conflict, RepositoryCore
+from shared.storage.engine import Conflict, RepositoryCore, TxT
 from shared.storage.rows import (
     COUNTER_ROUNDS,
     chunks,
@@ -23,7 +24,7 @@ from shared.storage.types import (
 log = logging.getLogger("shared.storage")
 
 
-class OutboxStore(RepositoryCore):
+class OutboxStore(RepositoryCore[TxT]):
     """Pending changes in commit order, their acknowledgement, and named atomic counters."""
 
     # ------------------------------------------------------------------ outbox
@@ -37,8 +38,12 @@ class OutboxStore(RepositoryCore):
         """Forget published entries (their `seq`); unknown or already acknowledged ones are ignored."""
         seqs = sorted(set(entry_ids))
         for chunk in chunks(seqs, self.chunk_size):
-            scope = {"microsoft_user_id": user_id, "seq": list(chunk)}
-            self._atomic(user_id, lambda tx, scope=scope: self._delete(tx, OUTBOX, user_id, scope))
+            scope: dict[str, Any] = {"microsoft_user_id": user_id, "seq": list(chunk)}
+
+            def unit(tx: TxT, scope: dict[str, Any] = scope) -> list[str]:
+                return self._delete(tx, OUTBOX, user_id, scope)
+
+            self._atomic(user_id, unit)
 
     # ------------------------------------------------------------------ counters
     def increment(self, name: str, by: int = 1) -> int:

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.storage import schema
-from shared.storage.engine import RepositoryCore
+from shared.storage.engine import RepositoryCore, TxT
 from shared.storage.rows import (
     chunks,
     utc,
@@ -30,7 +30,7 @@ from shared.storage.types import (
 log = logging.getLogger("shared.storage")
 
 
-class ReplicaRows(RepositoryCore):
+class ReplicaRows(RepositoryCore[TxT]):
     """Calendars and events as the actions and the importer change them, and reads of the replica."""
 
     # ------------------------------------------------------------------ calendars
@@ -44,7 +44,7 @@ class ReplicaRows(RepositoryCore):
         if not ids:
             return []
 
-        def unit(tx: Any) -> list[str]:
+        def unit(tx: TxT) -> list[str]:
             scope = {"microsoft_user_id": user_id, "microsoft_calendar_id": ids}
             for spec in (SEEN, CURSORS):
                 self._delete(tx, spec, user_id, scope)
@@ -70,7 +70,7 @@ class ReplicaRows(RepositoryCore):
             return []
         scope = {"microsoft_user_id": user_id, "microsoft_event_id": ids}
 
-        def unit(tx: Any) -> list[str]:
+        def unit(tx: TxT) -> list[str]:
             deleted = self._delete(tx, EVENTS, user_id, scope)
             self._record(tx, user_id, [ChangedRow(EVENTS.name, i, "deleted", None) for i in deleted])
             return deleted
@@ -105,7 +105,7 @@ class ReplicaRows(RepositoryCore):
             if spec.remote_key != spec.partition:
                 filters[spec.remote_key] = list(chunk)
 
-            def unit(tx: Any, filters: dict[str, Any] = filters, chunk: Sequence[str] = chunk) -> int:
+            def unit(tx: TxT, filters: dict[str, Any] = filters, chunk: Sequence[str] = chunk) -> int:
                 wanted = set(chunk)
                 rows = self._select(spec, user_id, filters, tx, columns=[spec.remote_key, "row_created_at"])
                 updates = {r[spec.remote_key]: {"row_created_at": utc(created[r[spec.remote_key]])} for r in rows
@@ -118,7 +118,7 @@ class ReplicaRows(RepositoryCore):
         return changed
 
     # ------------------------------------------------------------------ narrow reads
-    def select(self, table: str, user_id: str, columns: Sequence[str], **filters: Any) -> list[dict[str, Any]]:
+    def select(self, table: str, user_id: str, columns: Sequence[str], **filters: object) -> list[dict[str, Any]]:
         """Some columns of the user's rows in a replicated table, filtered by equality (a list means IN).
 
         For reads that need a few fields of many rows (series masters, the outbox publisher)

@@ -8,7 +8,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from shared.storage.engine import RepositoryCore
+from shared.storage.engine import RepositoryCore, TxT
 from shared.storage.rows import (
     dedupe,
     utc,
@@ -29,7 +29,7 @@ from shared.storage.types import (
 log = logging.getLogger("shared.storage")
 
 
-class SyncRounds(RepositoryCore):
+class SyncRounds(RepositoryCore[TxT]):
     """A calendar's cursor, its pages written with it in one unit, and the end of a full round."""
 
     # ------------------------------------------------------------------ sync cursors and pages
@@ -51,7 +51,7 @@ class SyncRounds(RepositoryCore):
         rows = self._event_rows(user_id, calendar_id, [e for e in events if "@removed" not in e])
         cursor_key = {"microsoft_user_id": user_id, "microsoft_calendar_id": calendar_id}
 
-        def unit(tx: Any) -> PageResult:
+        def unit(tx: TxT) -> PageResult:
             now = utcnow()
             cursor = self._get(CURSORS, user_id, cursor_key, tx) or {}
             round_id = None
@@ -85,7 +85,7 @@ class SyncRounds(RepositoryCore):
         """Delete the calendar's local rows not written during the round; end the round."""
         cursor_key = {"microsoft_user_id": user_id, "microsoft_calendar_id": calendar_id}
 
-        def unit(tx: Any) -> list[str]:
+        def unit(tx: TxT) -> list[str]:
             cursor = self._get(CURSORS, user_id, cursor_key, tx)
             if not cursor or not cursor.get("round_id"):
                 return []
@@ -107,14 +107,14 @@ class SyncRounds(RepositoryCore):
     def clear_cursor(self, user_id: str, calendar_id: str) -> None:
         scope = {"microsoft_user_id": user_id, "microsoft_calendar_id": calendar_id}
 
-        def unit(tx: Any) -> None:
+        def unit(tx: TxT) -> None:
             self._delete(tx, SEEN, user_id, scope)
             self._delete(tx, CURSORS, user_id, scope)
             self._mirror_delta_url(tx, user_id, calendar_id, None)
 
         self._atomic(user_id, unit)
 
-    def _mirror_delta_url(self, tx: Any, user_id: str, calendar_id: str, delta_link: str | None) -> None:
+    def _mirror_delta_url(self, tx: TxT, user_id: str, calendar_id: str, delta_link: str | None) -> None:
         """Copy the cursor's deltaLink to the calendar row's `delta_url` (WebhookDB's published column).
 
         The cursor stays the source of truth; the column only mirrors it, so writing it neither
