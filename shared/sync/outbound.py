@@ -1,7 +1,7 @@
 """The user's outbox published to the row-change queue (`outlook-changes`) and the webhooks.
 
 The repository records every changed user/calendar/event row in an outbox in the
-same transaction as the change (`shared/storage/base.py`), so a crash or a
+same transaction as the change (`shared/storage/engine.py`), so a crash or a
 queue outage can delay an event but never lose it. `publish_pending` sends
 the user's pending entries in sequence order and acknowledges them once the
 queue accepted them; the worker calls it at the start of each sync (leftovers
