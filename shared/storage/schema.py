@@ -33,7 +33,7 @@ class Column:
     type: str
     role: str = MANAGED
     indexed: bool = False
-    source: Callable[[dict], Any] | None = None
+    source: Callable[[dict[str, Any]], Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -93,8 +93,8 @@ def state(name: str, short: str, key: tuple[str, ...], *columns: Column) -> Tabl
     return TableSpec(name, short, tuple(Column(k, TEXT, KEY) for k in key) + columns, key=key, replicated=False)
 
 
-def _get(*path: str) -> Callable[[dict], Any]:
-    def read(data: dict) -> Any:
+def _get(*path: str) -> Callable[[dict[str, Any]], Any]:
+    def read(data: dict[str, Any]) -> Any:
         value: Any = data
         for part in path:
             if not isinstance(value, dict):
@@ -105,11 +105,11 @@ def _get(*path: str) -> Callable[[dict], Any]:
     return read
 
 
-def _instant(field: str) -> Callable[[dict], Any]:
+def _instant(field: str) -> Callable[[dict[str, Any]], Any]:
     return lambda d: timeconv.to_instant(d.get(field), all_day=bool(d.get("isAllDay")))
 
 
-def event_version(data: dict) -> str:
+def event_version(data: dict[str, Any]) -> str:
     """Sortable version: lastModifiedDateTime (7 digits, UTC) then changeKey; '' when unknown."""
     modified = timeconv.sortable(data.get("lastModifiedDateTime"))
     return f"{modified}|{data.get('changeKey') or ''}" if modified else ""
@@ -227,6 +227,12 @@ ALL: tuple[TableSpec, ...] = (USERS, CALENDARS, EVENTS, ACCOUNTS, CURSORS, SEEN,
 BY_NAME = {spec.name: spec for spec in ALL}
 
 
-def derive(spec: TableSpec, data: dict) -> dict[str, Any]:
+def derive(spec: TableSpec, data: dict[str, Any]) -> dict[str, Any]:
     """Values of the columns read from the JSON payload."""
     return {c.name: c.source(data) for c in spec.columns if c.role == DERIVED and c.source}
+
+
+def derive_one(spec: TableSpec, name: str, data: dict[str, Any]) -> Any:
+    """The value of one derived column read from the JSON payload (None when it has no source)."""
+    column = spec.column(name)
+    return column.source(data) if column.source else None

@@ -26,7 +26,7 @@ def updates_by_columns(updates: dict[str, dict[str, Any]],
     return grouped
 
 
-class SqlRepository(base.Repository):
+class SqlRepository(base.RepositoryBase[Any]):
     placeholder: str  # the driver's parameter marker
 
     def _run(self, conn: Any, statement: str, params: tuple[Any, ...]) -> Any:

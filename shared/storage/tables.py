@@ -107,7 +107,7 @@ class _Tx:
         (self.lead if self.leading else self.ops).setdefault(table, []).append(op)
 
 
-class TablesRepository(base.Repository):
+class TablesRepository(base.RepositoryBase[Any]):
     backend = "tables"
     chunk_size = 20_000  # change detection scans the partition once per chunk: keep bulk writes in one
     parallel_batches = 4

@@ -74,12 +74,12 @@ def _clean_value(value: Any, pattern: re.Pattern[str], path: str, changed: list[
     return value
 
 
-def dumps(data: Any) -> str:
+def dumps(data: object) -> str:
     """Canonical JSON (sorted keys, compact); see `_dumps`."""
     return _dumps(data)[0]
 
 
-def _dumps(data: Any) -> tuple[str, bool]:
+def _dumps(data: object) -> tuple[str, bool]:
     """(canonical JSON, whether the fallback was needed). orjson refuses unpaired surrogates (and
     integers over 64 bits): those rare rows are written by the json module with `\\uXXXX` escapes,
     which keeps them losslessly."""

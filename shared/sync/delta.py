@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.graph import GraphError
-from shared.storage.base import PreparedEvents
+from shared.storage.rows import PreparedEvents
 from shared.sync import masters
 from shared.sync.context import SyncContext
 from shared.sync.mapping import PageItems, split_page

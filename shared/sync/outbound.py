@@ -1,7 +1,7 @@
 """The user's outbox published to the row-change queue (`outlook-changes`) and the webhooks.
 
 The repository records every changed user/calendar/event row in an outbox in the
-same transaction as the change (`shared/storage/base.py`), with the row's JSON as
+same transaction as the change (`shared/storage/engine.py`), with the row's JSON as
 written, so a crash or a queue outage can delay an event but never lose it, and
 publishing reads no rows back. `publish_pending` sends the user's pending entries
 in sequence order and acknowledges them once the queue accepted them; the worker
@@ -41,7 +41,7 @@ from shared.config import Settings
 from shared.feed.contract import ROW_CHANGE, ROW_CHANGES, content_id, encode
 from shared.queues.base import MAX_MESSAGE_BYTES, Queue
 from shared.storage.base import Repository
-from shared.storage.base import change_version as row_version
+from shared.storage.rows import change_version as row_version
 from shared.storage.types import OutboxEntry
 
 __all__ = ["collapse", "dedup_id", "message_for", "pack", "publish_pending", "row_version"]

@@ -31,11 +31,12 @@ def test_importing_the_package_loads_no_driver():
 
 
 def test_open_repository_uses_the_settings(app_env, tmp_path):
-    from shared.storage import Repository, open_repository
+    from shared.storage import open_repository
+    from shared.storage.base import RepositoryBase
 
     app_env(DATABASE_BACKEND="sqlite", SQLITE_PATH=str(tmp_path / "x.db"))
     repo = open_repository()
-    assert isinstance(repo, Repository) and repo.backend == "sqlite"
+    assert isinstance(repo, RepositoryBase) and repo.backend == "sqlite"
     assert open_repository() is repo
     repo.upsert_user("u", {"id": "u"})
     assert (tmp_path / "x.db").exists()
