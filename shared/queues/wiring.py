@@ -17,6 +17,7 @@ from typing import Any
 from shared.config import HOST_STORAGE
 
 SYNC_TRIGGER_CONNECTION = HOST_STORAGE  # the `connection` of the calendar-sync queue trigger
+RENEWAL_TRIGGER_CONNECTION = HOST_STORAGE  # the `connection` of the subscription-renewal queue trigger
 
 CONNECTION_STRING, ACCOUNT_URL, EMBEDDED = "connection_string", "account_url", "embedded"
 
