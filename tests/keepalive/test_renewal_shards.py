@@ -35,8 +35,8 @@ def _renewal_queue():
 def _host():
     from devhost.host import DevHost
 
-    return DevHost(port=0, timers=False, queues=False, queue_options={"visibility_timeout": 0,
-                                                                       "max_dequeue_count": 2})
+    return DevHost(port=0, timers=False, queues=False, function_key="k-test",
+                   queue_options={"visibility_timeout": 0, "max_dequeue_count": 2})
 
 
 def _run_worker(host, rounds: int = 20) -> None:
@@ -98,7 +98,8 @@ def test_the_timer_queues_shards_and_the_queue_trigger_renews_them(keep, queue_k
     progress = _status()["renewal"]
     assert (progress["state"], progress["shards_planned"], progress["shards_done"]) == ("running", 2, 0)
 
-    _run_worker(_host())
+    host = _host()
+    _run_worker(host)
     rows = _repo().list_calendar_subscriptions()
     assert len(rows) == 6 and {r.subscription_id for r in rows} == before
     assert all(r.expiration > dt.datetime.now(dt.UTC) + dt.timedelta(days=2) for r in rows)
@@ -110,6 +111,12 @@ def test_the_timer_queues_shards_and_the_queue_trigger_renews_them(keep, queue_k
     assert (progress["shards_planned"], progress["shards_done"], progress["accounts"]) == (2, 2, 4)
     assert (progress["renewed"], progress["recreated"], progress["failed"]) == (6, 0, 0)
     assert sorted(m["user_id"] for m in queued() if m["reason"] == "renewal") == sorted(users)  # safety net
+    host.start()
+    try:
+        answer = host.dispatch("GET", "/api/status", {"x-functions-key": "k-test"}, b"")
+    finally:
+        host.stop()
+    assert answer.status_code == 200 and json.loads(answer.get_body())["renewal"] == progress
 
 
 def test_a_failing_subscription_or_shard_stops_no_other(keep, monkeypatch):
@@ -159,7 +166,8 @@ def test_a_failing_subscription_or_shard_stops_no_other(keep, monkeypatch):
     open_queue(poison_queue_name(RENEWAL_QUEUE)).clear()
 
 
-def test_status_text_shows_the_last_run_and_a_run_without_accounts_is_finished(keep):
+def test_status_text_shows_the_last_run_and_a_run_without_accounts_is_finished(keep, capsys):
+    from shared.cli import main
     from shared.ops.status import collect, render_text
     from shared.subscriptions.shards import plan_renewal
 
@@ -169,6 +177,11 @@ def test_status_text_shows_the_last_run_and_a_run_without_accounts_is_finished(k
     assert (plan.shards, plan.accounts) == (0, 0)
     text = render_text(collect(check_graph=False))
     assert f"renewal run {plan.run} finished: shards 0/0, 0 accounts" in text
+    main(["status", "--json"])
+    run = json.loads(capsys.readouterr().out)["renewal"]
+    assert (run["run"], run["state"], run["shards_planned"], run["accounts"]) == (plan.run, "finished", 0, 0)
+    main(["status"])
+    assert f"renewal run {plan.run} finished" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("body", [
