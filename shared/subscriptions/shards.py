@@ -2,7 +2,8 @@
 
 One invocation renewing every subscription grows with the tenant (50,000 took 330 s at 100 ms of
 Graph latency) until it no longer fits the function timeout. The timer now only numbers a run and
-puts shards of SHARD_ACCOUNTS linked account ids on the `subscription-renewal` queue; the
+puts shards of SHARD_ACCOUNTS linked account ids (app-only and delegated apart) on the
+`subscription-renewal` queue; the
 queue-triggered `renewal_worker` renews one shard with the usual machinery (`renew_accounts`:
 `$batch` of 20 for app-only, the per-mailbox limit, one failure never stops the others), so the
 longest invocation is one shard's and instances share the run. Progress: shared/subscriptions/progress.py.
@@ -66,24 +67,29 @@ class RenewalPlan:
     accounts: int
 
 
-def _linked_ids(repo: Repository) -> Iterator[str]:
-    """Linked account ids, one at a time (the planner keeps only the shard being filled)."""
+def _linked(repo: Repository) -> Iterator[tuple[str, str]]:
+    """(id, mode) of the linked accounts, one at a time (the planner keeps only the shards being filled)."""
     accounts: list[Any] = repo.list_accounts()  # generated row class: its fields are invisible to mypy
     for account in accounts:
         if account.status == "linked":
-            yield str(account.microsoft_user_id)
+            yield str(account.microsoft_user_id), str(account.mode or "delegated")
 
 
-def _shards(run: int, user_ids: Iterable[str], size: int) -> Iterator[RenewalShard]:
-    batch: list[str] = []
+def _shards(run: int, accounts: Iterable[tuple[str, str]], size: int) -> Iterator[RenewalShard]:
+    """Shards of `size` accounts of one mode: app-only accounts share `$batch` requests (a batch cannot mix
+    user tokens), so keeping them together leaves at most one part-filled batch per shard."""
+    filling: dict[str, list[str]] = {}
     number = 0
-    for user_id in user_ids:
+    for user_id, mode in accounts:
+        batch = filling.setdefault(mode, [])
         batch.append(user_id)
         if len(batch) == size:
             yield RenewalShard(run, number, tuple(batch))
-            number, batch = number + 1, []
-    if batch:
-        yield RenewalShard(run, number, tuple(batch))
+            number, filling[mode] = number + 1, []
+    for batch in filling.values():
+        if batch:
+            yield RenewalShard(run, number, tuple(batch))
+            number += 1
 
 
 def plan_renewal(settings: Settings | None = None, *, shard_accounts: int = SHARD_ACCOUNTS) -> RenewalPlan:
@@ -101,7 +107,7 @@ def plan_renewal(settings: Settings | None = None, *, shard_accounts: int = SHAR
     run = progress.start_run(repo)
     shards = accounts = 0
     pending: list[str] = []
-    for shard in _shards(run, _linked_ids(repo), shard_accounts):
+    for shard in _shards(run, _linked(repo), shard_accounts):
         pending.append(shard.to_json())
         shards, accounts = shards + 1, accounts + len(shard.user_ids)
         if len(pending) == SEND_AT_ONCE:

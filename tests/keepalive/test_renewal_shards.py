@@ -94,6 +94,8 @@ def test_the_timer_queues_shards_and_the_queue_trigger_renews_them(keep, queue_k
     shards = [RenewalShard.from_json(m.body) for m in _renewal_queue().peek(32)]
     assert sorted(u for s in shards for u in s.user_ids) == sorted(users)
     assert {s.run for s in shards} == {plan.run} and sorted(s.shard for s in shards) == [0, 1]
+    modes = [{_repo().get_account(u).mode for u in s.user_ids} for s in shards]
+    assert sorted(map(sorted, modes)) == [["app_only"], ["delegated"]], "app-only apart: full $batch requests"
     assert keep.sim.counters() == {}, "planning reads no Graph"
     progress = _status()["renewal"]
     assert (progress["state"], progress["shards_planned"], progress["shards_done"]) == ("running", 2, 0)
