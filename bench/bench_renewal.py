@@ -76,7 +76,12 @@ def instrument(sim, latency_s: float, inflight: InFlight) -> None:
 
 
 def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    """This process's peak RSS (VmHWM). Not ru_maxrss: Linux carries it over fork and exec, so a child
+    would report the bench process's own peak (the simulator holding every mailbox)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 # --- child processes: the timer, a queue worker, the former single invocation ----------------------
@@ -94,7 +99,7 @@ def child_worker(done_flag: str) -> dict[str, Any]:
     from shared.subscriptions.shards import renew_shard
 
     queue = open_queue(RENEWAL_QUEUE)
-    idle_rss = _peak_rss_mb()
+    idle_rss = _peak_rss_mb()  # after the imports, before the first shard
     durations: list[float] = []
     while True:
         messages = queue.receive(1, visibility_timeout=600)

@@ -1,14 +1,18 @@
 """The progress of the last renewal run, kept in the repository's atomic counters.
 
-A run is numbered by `renewal:run`; its figures are counters named `renewal:<run>:<figure>`, so every
-queue worker adds its shard's outcomes with one atomic increment each, on every backend, with no schema
-of its own. The planner adds `planned` once, after the last shard is queued; the worker (or the planner)
-that sees `done == planned` first claims `closed` and stamps `finished_ms`.
+`renewal:run` numbers the runs. A run's figures are counters `renewal:slot<n>:<figure>`, with two slots
+used in turn (the last run, and the one before, whose late shards may still finish), so every queue
+worker adds its shard's outcomes with one atomic increment each, on every backend, with no schema of
+its own and no row per run left behind. Counters only add: the planner resets a slot by adding minus
+its value, and `slot<n>:run` says which run the slot holds (a shard of an older run adds nothing).
+The planner adds `planned` once, after the last shard is queued; whoever sees `done == planned`
+first claims `closed` and stamps `finished_ms`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -18,12 +22,26 @@ from shared.subscriptions.renew import OUTCOMES
 if TYPE_CHECKING:
     from shared.storage.base import Repository
 
+log = logging.getLogger(__name__)
+
 RUN = "renewal:run"
+SLOTS = 2
 FIGURES = ("started_ms", "accounts", "planned", "done", *OUTCOMES, "finished_ms")
 
 
 def _name(run: int, figure: str) -> str:
-    return f"renewal:{run}:{figure}"
+    return f"renewal:slot{run % SLOTS}:{figure}"
+
+
+def _set(repo: Repository, name: str, value: int) -> None:
+    difference = value - repo.counter(name)
+    if difference:
+        repo.increment(name, difference)
+
+
+def _holds(repo: Repository, run: int) -> bool:
+    """Whether the run's slot holds that run (not yet an older or a newer one)."""
+    return repo.counter(_name(run, "run")) == run
 
 
 def _now_ms() -> int:
@@ -33,7 +51,10 @@ def _now_ms() -> int:
 def start_run(repo: Repository) -> int:
     """Number a new run and stamp its start."""
     run = repo.increment(RUN)
-    repo.increment(_name(run, "started_ms"), _now_ms())
+    for figure in (*FIGURES, "closed"):
+        _set(repo, _name(run, figure), 0)
+    _set(repo, _name(run, "started_ms"), _now_ms())
+    _set(repo, _name(run, "run"), run)
     return run
 
 
@@ -50,6 +71,9 @@ def planned(repo: Repository, run: int, shards: int, accounts: int) -> None:
 
 def shard_done(repo: Repository, run: int, outcomes: Mapping[str, int]) -> None:
     """Add one shard's outcomes (after the shard finished, so a retried shard is counted once)."""
+    if not _holds(repo, run):
+        log.info("renewal run %d: its progress slot holds a newer run now; this shard's figures are not kept", run)
+        return
     for outcome, count in outcomes.items():
         if count:
             repo.increment(_name(run, outcome), count)
@@ -73,7 +97,8 @@ def last_run(repo: Repository) -> dict[str, Any] | None:
     run = repo.counter(RUN)
     if run == 0:
         return None
-    figures = {figure: repo.counter(_name(run, figure)) for figure in FIGURES}
+    holds = _holds(repo, run)  # False for a moment while the planner resets the slot
+    figures = {figure: repo.counter(_name(run, figure)) if holds else 0 for figure in FIGURES}
     started, finished = figures.pop("started_ms"), figures.pop("finished_ms")
     shards, done = figures.pop("planned"), figures.pop("done")
     planning = shards == 0 and not finished

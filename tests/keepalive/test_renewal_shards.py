@@ -186,6 +186,25 @@ def test_status_text_shows_the_last_run_and_a_run_without_accounts_is_finished(k
     assert f"renewal run {plan.run} finished" in capsys.readouterr().out
 
 
+def test_a_late_shard_of_an_older_run_leaves_the_last_runs_figures_alone(keep):
+    """Two progress slots in turn: run 3 reuses run 1's, and a shard of run 1 finishing late adds nothing."""
+    from shared.storage import open_repository
+    from shared.subscriptions import progress
+    from shared.subscriptions.shards import plan_renewal
+
+    users = _link_mixed(keep)
+    _renewal_queue().clear()
+    runs = [plan_renewal(shard_accounts=4) for _ in range(3)]
+    assert [r.run for r in runs] == [runs[0].run, runs[0].run + 1, runs[0].run + 2]
+    _run_worker(_host())  # the shards of all three runs, oldest first
+    last = progress.last_run(open_repository())
+    assert last is not None and last["run"] == runs[2].run and last["state"] == "finished"
+    subscriptions = len(_repo().list_calendar_subscriptions())
+    assert (last["shards_done"], last["shards_planned"]) == (2, 2)
+    assert last["renewed"] + last["checked"] == subscriptions and last["failed"] == 0  # run 1's not added
+    assert last["accounts"] == len(users)
+
+
 @pytest.mark.parametrize("body", [
     "[]", '{"run": 0, "shard": 0, "users": ["a"]}', '{"run": 1, "shard": -1, "users": ["a"]}',
     '{"run": 1, "shard": 0, "users": []}', '{"run": 1, "shard": 0, "users": [""]}',
