@@ -256,7 +256,8 @@ def report(size: int, fan: dict[str, Any], base: dict[str, Any] | None, inflight
     if size >= 50000:
         ok = ok and longest < 60 and fan["requests"] <= 4875 and worker_rss < 150
     if base is not None:
-        print(f"baseline: wall {base['wall']:.1f}s in one invocation; Graph requests {base['requests']:,}; "
+        print(f"baseline: one invocation of {base['invocations'][0]:.1f}s (wall {base['wall']:.1f}s); Graph requests "
+              f"{base['requests']:,}; "
               f"RSS {base['rss_mb']:.0f} MB; renewed {base['renewed']:,}, failed {base['failed']}")
         print(f"ratios  : longest invocation {longest / base['invocations'][0]:.2f}x, wall "
               f"{fan['wall'] / base['wall']:.2f}x, Graph requests {fan['requests'] / max(1, base['requests']):.2f}x, "
