@@ -186,6 +186,26 @@ def test_status_text_shows_the_last_run_and_a_run_without_accounts_is_finished(k
     assert f"renewal run {plan.run} finished" in capsys.readouterr().out
 
 
+def test_a_shard_checks_app_only_subscriptions_not_due_in_a_batch_and_recreates_a_vanished_one(keep):
+    from shared.subscriptions import ensure_subscriptions
+    from shared.subscriptions.renew import renew_accounts
+
+    users = keep.users[:3]
+    for user in users:
+        keep.link(user, mode="app_only")
+        ensure_subscriptions(user)
+    gone = _repo().list_calendar_subscriptions(users[1])[0]
+    keep.sim.expire_subscription(gone.subscription_id)
+    keep.sim.reset_counters()
+    report = renew_accounts(users)
+    assert (report.checked, report.recreated, report.failed) == (2, 1, 0), report.as_dict()
+    counters = keep.sim.counters()
+    assert counters["POST /v1.0/$batch"] == 1 and counters["$batch GET /v1.0/subscriptions/{id}"] == 3
+    assert "GET /v1.0/subscriptions" not in counters, "a shard does not list every subscription of the app"
+    now = _repo().get_calendar_subscription(users[1], gone.microsoft_calendar_id)
+    assert now.subscription_id != gone.subscription_id and now.subscription_id in keep.sim.subscriptions.subs
+
+
 def test_a_late_shard_of_an_older_run_leaves_the_last_runs_figures_alone(keep):
     """Two progress slots in turn: run 3 reuses run 1's, and a shard of run 1 finishing late adds nothing."""
     from shared.storage import open_repository
