@@ -13,9 +13,10 @@ calendars over the per-mailbox cap (`capped`) have none to renew.
 Graph traffic is shaped for its limits. App-only accounts share the app token,
 so their PATCHes go 20 to a `$batch`; those not due are checked by one paged
 `GET /subscriptions` in a whole run (`renew_due`), or 20 to a `$batch` GET in a
-shard of accounts (`renew_accounts`, the queue worker's body: shards.py). A delegated account needs its own token, so its requests go alone
-(a batch cannot mix tokens); many mailboxes run at once in a thread pool while
-the GraphClient keeps each mailbox at MAX_REQUESTS_PER_MAILBOX in flight.
+shard of accounts (`renew_accounts`, the queue worker's body: shards.py). A
+delegated account needs its own token, so its requests go alone (a batch cannot
+mix tokens); many mailboxes run at once in a thread pool while the GraphClient
+keeps each mailbox at MAX_REQUESTS_PER_MAILBOX in flight.
 Every subscription is handled on its own: one failure is recorded on that account
 and never stops the others.
 """
