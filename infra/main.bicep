@@ -166,7 +166,7 @@ var appServiceSuffixes = {
 var appServiceSuffix = contains(appServiceSuffixes, environment().name) ? appServiceSuffixes[environment().name] : 'azurewebsites.net'
 var baseUrl = 'https://${functionAppName}.${appServiceSuffix}'
 
-// Queues of shared/queues (SYNC_QUEUE, OUTBOUND_QUEUE, NOTIFICATIONS_QUEUE, WEBHOOK_QUEUE) and the poison
+// Queues of shared/queues (SYNC_QUEUE, OUTBOUND_QUEUE, NOTIFICATIONS_QUEUE, WEBHOOK_QUEUE, RENEWAL_QUEUE) and the poison
 // queues of the triggered ones (webhook-deliveries-poison is the webhooks' dead-letter queue).
 var queueNames = [
   'calendar-sync'
@@ -176,6 +176,8 @@ var queueNames = [
   'outlook-notifications'
   'webhook-deliveries'
   'webhook-deliveries-poison'
+  'subscription-renewal'
+  'subscription-renewal-poison'
 ]
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {

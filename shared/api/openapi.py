@@ -188,7 +188,10 @@ _COMPONENTS = {
                                   "totals": {"type": "object"},
                                   "queues": {"type": "object"},
                                   "webhooks": {"type": "object", "description": "Per endpoint: url, kinds, users, "
-                                               "delivered, retried, dead_lettered"}}},
+                                               "delivered, retried, dead_lettered"},
+                                  "renewal": {"type": ["object", "null"], "description": "The last renewal run: "
+                                              "run, state, shards_planned, shards_done, accounts, renewed, "
+                                              "recreated, checked, failed, skipped, started_at, finished_at"}}},
     },
 }
 

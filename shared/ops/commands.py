@@ -33,7 +33,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     rows.add_argument("--json", action="store_true", help="one JSON object per row and line, every column")
     rows.set_defaults(handler=run_rows)
 
-    renew = subparsers.add_parser("renew", help="run a subscription renewal now (what the timer does)")
+    renew = subparsers.add_parser(
+        "renew", help="run a whole subscription renewal now, in this process (the timer fans it out on a queue)")
     renew.add_argument("--json", action="store_true")
     renew.set_defaults(handler=run_renew)
 

@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.ops import table
 from shared.storage import people
+
+if TYPE_CHECKING:
+    from shared.storage.base import Repository
 
 _ROW_TABLES = ("microsoft_calendar_v1", "microsoft_calendar_event_v1")
 
@@ -208,6 +211,7 @@ def queue_depths(settings=None) -> dict[str, Any]:
     from shared.queues import (
         NOTIFICATIONS_QUEUE,
         OUTBOUND_QUEUE,
+        RENEWAL_QUEUE,
         SYNC_QUEUE,
         WEBHOOK_QUEUE,
         open_queue,
@@ -216,7 +220,8 @@ def queue_depths(settings=None) -> dict[str, Any]:
 
     depths: dict[str, Any] = {}
     for name in (SYNC_QUEUE, poison_queue_name(SYNC_QUEUE), OUTBOUND_QUEUE, poison_queue_name(OUTBOUND_QUEUE),
-                 NOTIFICATIONS_QUEUE, WEBHOOK_QUEUE, poison_queue_name(WEBHOOK_QUEUE)):
+                 NOTIFICATIONS_QUEUE, WEBHOOK_QUEUE, poison_queue_name(WEBHOOK_QUEUE),
+                 RENEWAL_QUEUE, poison_queue_name(RENEWAL_QUEUE)):
         try:
             depths[name] = open_queue(name, settings).depth()
         except Exception as exc:  # status must render even when the queue is down
@@ -230,6 +235,7 @@ class StatusReport:
     users: tuple[UserStatus, ...]
     queues: dict[str, Any]
     webhooks: dict[str, Any] = field(default_factory=dict)  # per endpoint figures, or {"error": ...}
+    renewal: dict[str, Any] | None = None  # the last renewal run's progress (None before the first run)
 
     @property
     def healthy(self) -> bool:
@@ -257,7 +263,7 @@ class StatusReport:
         now = self.generated_at
         return {"generated_at": _iso(now), "healthy": self.healthy,
                 "users": [u.as_dict(now) for u in self.users], "totals": self.totals(), "queues": self.queues,
-                "webhooks": self.webhooks}
+                "webhooks": self.webhooks, "renewal": self.renewal}
 
 
 def collect(settings=None, *, now: dt.datetime | None = None, user_id: str | None = None,
@@ -293,7 +299,18 @@ def collect(settings=None, *, now: dt.datetime | None = None, user_id: str | Non
                                                      alive.get(i), now) if subscriptions.get(i) else [])
                for i in ids]
     entries.sort(key=lambda e: e.label.lower())
-    return StatusReport(now, tuple(entries), queue_depths(settings), webhook_figures(settings))
+    return StatusReport(now, tuple(entries), queue_depths(settings), webhook_figures(settings),
+                        renewal_progress(repo))
+
+
+def renewal_progress(repo: Repository) -> dict[str, Any] | None:
+    """The last renewal run: shards planned and done, outcomes, start and end (shared/subscriptions/progress.py)."""
+    from shared.subscriptions.progress import last_run
+
+    try:
+        return last_run(repo)
+    except Exception as exc:  # status must render even when the counters cannot be read
+        return {"error": f"unavailable: {type(exc).__name__}: {exc}"[:300]}
 
 
 def webhook_figures(settings) -> dict[str, Any]:
@@ -349,6 +366,7 @@ def render_text(report: StatusReport, *, error_width: int = 60) -> str:
         if isinstance(hook, dict):
             lines.append(f"webhook {name}: delivered {hook['delivered']}, retried {hook['retried']}, "
                          f"dead-lettered {hook['dead_lettered']}")
+    lines.append(renewal_line(report.renewal))
     poison = [name for name, depth in report.queues.items() if name.endswith("-poison") and depth not in (0,)]
     if any(name.startswith("webhook-") for name in poison):
         lines.append("dead-lettered webhook deliveries: replay with `python -m shared replay-webhooks`")
@@ -356,6 +374,19 @@ def render_text(report: StatusReport, *, error_width: int = 60) -> str:
         lines.append("poison messages are kept: inspect with `python -m shared replay-poison --dry-run`, "
                      "replay with `python -m shared replay-poison` once the cause is fixed")
     return "\n".join(lines)
+
+
+def renewal_line(run: dict[str, Any] | None) -> str:
+    """One line: the last renewal run's state, shards and outcomes."""
+    if run is None:
+        return "renewal: no run yet"
+    if "error" in run:
+        return f"renewal: {run['error']}"
+    end = f", finished {run['finished_at']}" if run["finished_at"] else ""
+    return (f"renewal run {run['run']} {run['state']}: shards {run['shards_done']}/{run['shards_planned']}, "
+            f"{run['accounts']} accounts; renewed {run['renewed']}, recreated {run['recreated']}, "
+            f"checked {run['checked']}, failed {run['failed']}, skipped {run['skipped']}; "
+            f"started {run['started_at']}{end}")
 
 
 def _subscriptions_cell(subscriptions: tuple[SubscriptionStatus, ...], now: dt.datetime) -> str:

@@ -20,8 +20,9 @@ SYNC_QUEUE = "calendar-sync"
 OUTBOUND_QUEUE = "outlook-changes"            # row changes (row-changes.v2, or row-change.v1: FEED_ROW_SCHEMA)
 NOTIFICATIONS_QUEUE = "outlook-notifications"  # notifications of subscriptions made through the actions
 WEBHOOK_QUEUE = "webhook-deliveries"           # one job per (feed message, webhook endpoint)
+RENEWAL_QUEUE = "subscription-renewal"         # shards of accounts of a renewal run (shared/subscriptions/shards.py)
 
-__all__ = ["NOTIFICATIONS_QUEUE", "OUTBOUND_QUEUE", "SYNC_QUEUE", "WEBHOOK_QUEUE",
+__all__ = ["NOTIFICATIONS_QUEUE", "OUTBOUND_QUEUE", "RENEWAL_QUEUE", "SYNC_QUEUE", "WEBHOOK_QUEUE",
            "Queue", "QueueMessage", "open_queue", "poison_queue_name"]
 
 

@@ -1,8 +1,8 @@
 """Which queue service the app sends to, and which one a queue trigger reads: they must be the same.
 
-The sync worker is a queue trigger with `connection="AzureWebJobsStorage"`, so the
-Functions host reads it from the host's storage. The app follows the Functions
-convention: QUEUE_CONNECTION_STRING or QUEUE_ACCOUNT_URL when set (they must
+The sync worker (and the renewal worker) is a queue trigger with
+`connection="AzureWebJobsStorage"`, so the Functions host reads it from the host's storage.
+The app follows the Functions convention: QUEUE_CONNECTION_STRING or QUEUE_ACCOUNT_URL when set (they must
 name the same account as the trigger's connection; doctor and the local host
 check it), else AzureWebJobsStorage, and the embedded SQLite queue only when
 neither is set.
@@ -17,6 +17,7 @@ from typing import Any
 from shared.config import HOST_STORAGE
 
 SYNC_TRIGGER_CONNECTION = HOST_STORAGE  # the `connection` of the calendar-sync queue trigger
+RENEWAL_TRIGGER_CONNECTION = HOST_STORAGE  # the `connection` of the subscription-renewal queue trigger
 
 CONNECTION_STRING, ACCOUNT_URL, EMBEDDED = "connection_string", "account_url", "embedded"
 

@@ -11,10 +11,12 @@ An account without any calendar subscription row gets them all (`ensure_subscrip
 calendars over the per-mailbox cap (`capped`) have none to renew.
 
 Graph traffic is shaped for its limits. App-only accounts share the app token,
-so their PATCHes go 20 to a `$batch` and one paged `GET /subscriptions` checks
-them all. A delegated account needs its own token, so its requests go alone
-(a batch cannot mix tokens); many mailboxes run at once in a thread pool while
-the GraphClient keeps each mailbox at MAX_REQUESTS_PER_MAILBOX in flight.
+so their PATCHes go 20 to a `$batch`; those not due are checked by one paged
+`GET /subscriptions` in a whole run (`renew_due`), or 20 to a `$batch` GET in a
+shard of accounts (`renew_accounts`, the queue worker's body: shards.py). A
+delegated account needs its own token, so its requests go alone (a batch cannot
+mix tokens); many mailboxes run at once in a thread pool while the GraphClient
+keeps each mailbox at MAX_REQUESTS_PER_MAILBOX in flight.
 Every subscription is handled on its own: one failure is recorded on that account
 and never stops the others.
 """
@@ -24,10 +26,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.graph.paths import segment
 from shared.subscriptions import limits
@@ -45,11 +47,18 @@ from shared.subscriptions.create import (
     store,
 )
 
+if TYPE_CHECKING:
+    from shared.config import Settings
+    from shared.graph import GraphError
+    from shared.storage.base import Repository
+
 log = logging.getLogger(__name__)
 
 RENEWED, RECREATED, CHECKED, FAILED, SKIPPED = "renewed", "recreated", "checked", "failed", "skipped"
+OUTCOMES = (RENEWED, RECREATED, CHECKED, FAILED, SKIPPED)
 BATCH_SIZE = 20
 DEFAULT_WORKERS = 16
+Result = tuple[str, str, str | None]  # (user/calendar, outcome, error)
 
 
 @dataclass
@@ -90,7 +99,7 @@ class RenewalReport:
 @dataclass(frozen=True)
 class _Item:
     user_id: str
-    account: Any
+    account: Any  # an AccountState (its class is generated from the table spec, so mypy cannot see its fields)
     subscription_id: str | None
     expiration: dt.datetime | None
     calendar: CalendarRef | None = None  # None: the account has no calendar subscriptions yet
@@ -99,8 +108,27 @@ class _Item:
     def key(self) -> str:
         return f"{self.user_id}/{self.calendar.id}" if self.calendar else self.user_id
 
+    @property
+    def app_only(self) -> bool:
+        return bool(self.account.mode == "app_only")
 
-def _guard(item: _Item, action: Callable[[], str], settings) -> tuple[str, str | None]:
+
+@dataclass
+class _Plan:
+    """What a run has to do: subscriptions to create, renew (due) and check (not due), and every linked
+    account it covers (one whose calendars are all over the cap has no item but still gets its sync)."""
+
+    create: list[_Item] = field(default_factory=list)
+    renew: list[_Item] = field(default_factory=list)
+    check: list[_Item] = field(default_factory=list)
+    linked: list[str] = field(default_factory=list)
+
+    @property
+    def items(self) -> list[_Item]:
+        return self.create + self.renew + self.check
+
+
+def _guard(item: _Item, action: Callable[[], str], settings: Settings) -> tuple[str, str | None]:
     """Run one account's action; turn every failure into an outcome for that account only."""
     from shared.auth.errors import AuthError, ReauthRequired
     from shared.graph import GraphError
@@ -123,7 +151,11 @@ def _guard(item: _Item, action: Callable[[], str], settings) -> tuple[str, str |
     return outcome, None
 
 
-def _record(user_id: str, message: str, settings) -> None:
+def _guarded(item: _Item, action: Callable[[], str], settings: Settings) -> Result:
+    return (item.key, *_guard(item, action, settings))
+
+
+def _record(user_id: str, message: str, settings: Settings) -> None:
     try:
         from shared.storage import open_repository
 
@@ -132,7 +164,7 @@ def _record(user_id: str, message: str, settings) -> None:
         log.exception("could not record the renewal error of user %s", user_id)
 
 
-def _resync(item: _Item, settings) -> None:
+def _resync(item: _Item, settings: Settings) -> None:
     """A recreated subscription missed changes in between: a delta round of its calendar catches up."""
     from shared.queues.messages import SyncRequest, enqueue_sync
 
@@ -140,7 +172,7 @@ def _resync(item: _Item, settings) -> None:
     enqueue_sync(SyncRequest(item.user_id, "renewal", full=False, calendar_id=calendar_id), settings)
 
 
-def _recreate(item: _Item, settings) -> Callable[[], str]:
+def _recreate(item: _Item, settings: Settings) -> Callable[[], str]:
     def run() -> str:
         if item.calendar is None:
             ensure_subscriptions(item.user_id, settings)
@@ -151,7 +183,7 @@ def _recreate(item: _Item, settings) -> Callable[[], str]:
     return run
 
 
-def _renew_single(item: _Item, settings) -> Callable[[], str]:
+def _renew_single(item: _Item, settings: Settings) -> Callable[[], str]:
     def run() -> str:
         assert item.subscription_id and item.calendar
         result = renew_one(item.user_id, item.calendar, item.subscription_id, settings)
@@ -160,7 +192,15 @@ def _renew_single(item: _Item, settings) -> Callable[[], str]:
     return run
 
 
-def _check_single(item: _Item, settings) -> Callable[[], str]:
+def _vanished(item: _Item, settings: Settings) -> Callable[[], str]:
+    def run() -> str:
+        log.warning("%s: subscription %s vanished before its expiry; recreating", item.key, item.subscription_id)
+        return _recreate(item, settings)()
+
+    return run
+
+
+def _check_single(item: _Item, settings: Settings) -> Callable[[], str]:
     """GET /subscriptions/{id} with the user's token; 404 -> recreate."""
     def run() -> str:
         from shared.graph import GraphError
@@ -172,18 +212,17 @@ def _check_single(item: _Item, settings) -> Callable[[], str]:
         except GraphError as exc:
             if exc.status != 404:
                 raise
-        log.warning("user %s: subscription %s vanished before its expiry; recreating", item.user_id,
-                    item.subscription_id)
-        return _recreate(item, settings)()
+        return _vanished(item, settings)()
 
     return run
 
 
-def _store_renewal(item: _Item, response: dict[str, Any], minutes: int, settings) -> None:
+def _store_renewal(item: _Item, response: dict[str, Any], minutes: int, settings: Settings) -> None:
     from shared.storage import open_repository
 
     repo = open_repository(settings)
-    body = response.get("body") if isinstance(response.get("body"), dict) else {}
+    raw = response.get("body")
+    body: dict[str, Any] = raw if isinstance(raw, dict) else {}
     expiration = limits.parse_iso(body.get("expirationDateTime")) or limits.expiration_for(minutes)
     assert item.calendar is not None
     store(repo, item.user_id, item.calendar.id, item.subscription_id, expiration, state=LIVE, last_error=None)
@@ -192,7 +231,7 @@ def _store_renewal(item: _Item, response: dict[str, Any], minutes: int, settings
         record_error(repo, item.user_id, None)
 
 
-def _batch_renew(items: list[_Item], settings) -> list[tuple[str, str, str | None]]:
+def _batch_renew(items: list[_Item], settings: Settings) -> list[Result]:
     """PATCH up to 20 app-only subscriptions in one $batch; each answer handled on its own."""
     from shared.graph import app_client
 
@@ -204,65 +243,102 @@ def _batch_renew(items: list[_Item], settings) -> list[tuple[str, str, str | Non
         responses = app_client(settings).batch(requests)
     except Exception as exc:  # the whole batch failed: each account falls back to a request of its own
         log.warning("renewal batch of %d failed (%s); renewing one by one", len(items), exc)
-        return [(i.key, *_guard(i, _renew_single(i, settings), settings)) for i in items]
+        return [_guarded(i, _renew_single(i, settings), settings) for i in items]
     results = []
     for item, response in zip(items, responses, strict=True):
         status = int(response.get("status", 500))
         if 200 <= status < 300:
-            def store(item=item, response=response) -> str:
+            def stored(item: _Item = item, response: dict[str, Any] = response) -> str:
                 _store_renewal(item, response, minutes[item.key], settings)
                 return RENEWED
 
-            results.append((item.key, *_guard(item, store, settings)))
+            results.append(_guarded(item, stored, settings))
         elif status == 404:
             log.warning("user %s: subscription %s is gone (404); creating a new one", item.user_id,
                         item.subscription_id)
-            results.append((item.key, *_guard(item, _recreate(item, settings), settings)))
+            results.append(_guarded(item, _recreate(item, settings), settings))
         elif status == 400:
             # ExtensionError: renew_one learns the smaller limit and retries with it.
-            results.append((item.key, *_guard(item, _renew_single(item, settings), settings)))
+            results.append(_guarded(item, _renew_single(item, settings), settings))
         else:
-            error = _batch_error(response)
-
-            def fail(item=item, error=error) -> str:
-                from shared.storage import open_repository
-
-                raise failure(open_repository(settings), item.user_id, error, "renewing the subscription")
-
-            results.append((item.key, *_guard(item, fail, settings)))
+            results.append(_guarded(item, _failed(item, _batch_error(response, "PATCH"), settings), settings))
     return results
 
 
-def _batch_error(response: dict[str, Any]) -> Any:
+def _batch_check(items: list[_Item], settings: Settings) -> list[Result]:
+    """GET up to 20 app-only subscriptions in one $batch (a shard's check: listing every subscription of
+    the app in each shard would cost more); 404 -> recreate, another error -> a GET of its own."""
+    from shared.graph import app_client
+
+    requests = [{"id": str(n), "method": "GET", "url": f"/subscriptions/{segment(item.subscription_id or '')}"}
+                for n, item in enumerate(items)]
+    try:
+        responses = app_client(settings).batch(requests)
+    except Exception as exc:
+        log.warning("check batch of %d failed (%s); checking one by one", len(items), exc)
+        return [_guarded(i, _check_single(i, settings), settings) for i in items]
+    results: list[Result] = []
+    for item, response in zip(items, responses, strict=True):
+        status = int(response.get("status", 500))
+        if 200 <= status < 300:
+            results.append((item.key, CHECKED, None))
+        elif status == 404:
+            results.append(_guarded(item, _vanished(item, settings), settings))
+        else:
+            results.append(_guarded(item, _check_single(item, settings), settings))
+    return results
+
+
+def _failed(item: _Item, error: GraphError, settings: Settings) -> Callable[[], str]:
+    def run() -> str:
+        from shared.storage import open_repository
+
+        raise failure(open_repository(settings), item.user_id, error, "renewing the subscription")
+
+    return run
+
+
+def _batch_error(response: dict[str, Any], method: str) -> GraphError:
     from shared.graph import GraphError
     from shared.graph.errors import parse_error_body
 
     code, message, request_id = parse_error_body(response.get("body"))
     status = int(response.get("status", 500))
     return GraphError(status, code or f"HTTP{status}", message or f"HTTP {status}", request_id=request_id,
-                      method="PATCH", url="/subscriptions/{id} ($batch)")
+                      method=method, url="/subscriptions/{id} ($batch)")
 
 
-def _list_app_subscriptions(settings) -> set[str]:
+def _list_app_subscriptions(settings: Settings) -> set[str]:
     """Ids of every subscription the app holds (app token, paged)."""
     from shared.graph import app_client
 
-    return {s.get("id") for s in app_client(settings).iter_values("/subscriptions") if s.get("id")}
+    return {str(s["id"]) for s in app_client(settings).iter_values("/subscriptions") if s.get("id")}
 
 
-def _plan(repo: Any, settings, now: dt.datetime) -> tuple[list[_Item], list[_Item], list[_Item]]:
-    """(to create, to renew, to check) among the calendar subscriptions of linked accounts."""
+def _plan(repo: Repository, settings: Settings, now: dt.datetime, user_ids: Iterable[str] | None = None) -> _Plan:
+    """Sort the calendar subscriptions of linked accounts into create / renew / check: of every account
+    (one read of all rows), or of `user_ids` only (a shard: one read per account)."""
+    # Row classes are generated from the table specs, so their fields are invisible to mypy: Any.
+    accounts: list[Any]
     rows: dict[str, list[Any]] = {}
-    for row in repo.list_calendar_subscriptions():
-        rows.setdefault(row.microsoft_user_id, []).append(row)
+    if user_ids is None:
+        accounts = list(repo.list_accounts())
+        every_row: list[Any] = repo.list_calendar_subscriptions()
+        for row in every_row:
+            rows.setdefault(row.microsoft_user_id, []).append(row)
+    else:
+        accounts = [a for a in (repo.get_account(u) for u in dict.fromkeys(user_ids)) if a is not None]
+        rows = {a.microsoft_user_id: repo.list_calendar_subscriptions(a.microsoft_user_id) for a in accounts
+                if a.status == "linked"}
     horizon = limits.renewal_horizon(settings, now)
-    create, renew, check = [], [], []
-    for account in repo.list_accounts():
+    plan = _Plan()
+    for account in accounts:
         if account.status != "linked":
             continue
         user_id = account.microsoft_user_id
+        plan.linked.append(user_id)
         if not rows.get(user_id):
-            create.append(_Item(user_id, account, None, None))
+            plan.create.append(_Item(user_id, account, None, None))
             continue
         for row in rows[user_id]:
             if row.state == CAPPED:
@@ -270,12 +346,12 @@ def _plan(repo: Any, settings, now: dt.datetime) -> tuple[list[_Item], list[_Ite
             item = _Item(user_id, account, row.subscription_id, row.expiration,
                          CalendarRef(row.microsoft_calendar_id, bool(row.is_default)))
             if not item.subscription_id or item.expiration is None or item.expiration <= now or row.state != LIVE:
-                create.append(item)
+                plan.create.append(item)
             elif item.expiration <= horizon:
-                renew.append(item)
+                plan.renew.append(item)
             else:
-                check.append(item)
-    return create, renew, check
+                plan.check.append(item)
+    return plan
 
 
 def _chunks(items: list[_Item], size: int) -> Iterable[list[_Item]]:
@@ -283,54 +359,74 @@ def _chunks(items: list[_Item], size: int) -> Iterable[list[_Item]]:
         yield items[start:start + size]
 
 
-def renew_due(now: dt.datetime | None = None, *, settings=None, max_workers: int = DEFAULT_WORKERS,
-              check_alive: bool = True) -> RenewalReport:
-    """One renewal run over every linked account (the timer's body, also `python -m shared renew`)."""
+def renew_due(now: dt.datetime | None = None, *, settings: Settings | None = None,
+              max_workers: int = DEFAULT_WORKERS, check_alive: bool = True) -> RenewalReport:
+    """One renewal run over every linked account in this process (`python -m shared renew`; the timer
+    fans out instead, see shared/subscriptions/shards.py)."""
     from shared.config import get_settings
     from shared.storage import open_repository
 
     started = time.monotonic()
     settings = settings or get_settings()
     now = now or dt.datetime.now(dt.UTC)
-    report = RenewalReport()
-    create, renew, check = _plan(open_repository(settings), settings, now)
-    is_app = lambda item: item.account.mode == "app_only"  # noqa: E731
+    plan = _plan(open_repository(settings), settings, now)
+    return _run(plan, settings, started, max_workers=max_workers, check_alive=check_alive, list_app=True)
 
+
+def renew_accounts(user_ids: Sequence[str], now: dt.datetime | None = None, *, settings: Settings | None = None,
+                   max_workers: int = DEFAULT_WORKERS) -> RenewalReport:
+    """The renewal run of some accounts only (one shard): the same machinery as `renew_due`, with the
+    app-only subscriptions that are not due checked 20 to a `$batch` instead of by one listing."""
+    from shared.config import get_settings
+    from shared.storage import open_repository
+
+    started = time.monotonic()
+    settings = settings or get_settings()
+    now = now or dt.datetime.now(dt.UTC)
+    plan = _plan(open_repository(settings), settings, now, user_ids)
+    return _run(plan, settings, started, max_workers=max_workers, check_alive=True, list_app=False)
+
+
+def _run(plan: _Plan, settings: Settings, started: float, *, max_workers: int, check_alive: bool,
+         list_app: bool) -> RenewalReport:
+    report = RenewalReport()
     with ThreadPoolExecutor(max_workers=max(1, max_workers), thread_name_prefix="renew") as pool:
-        singles: dict[Any, _Item] = {}
-        batches = []
-        for item in create:
+        singles: list[Future[Result]] = []
+        batches: list[Future[list[Result]]] = []
+        for item in plan.create:
             log.info("%s has no live subscription; creating one", item.key)
-            singles[pool.submit(_guard, item, _recreate(item, settings), settings)] = item
-        for item in (i for i in renew if not is_app(i)):
-            singles[pool.submit(_guard, item, _renew_single(item, settings), settings)] = item
-        app_due = [i for i in renew if is_app(i)]
-        for chunk in _chunks(app_due, BATCH_SIZE):
+            singles.append(pool.submit(_guarded, item, _recreate(item, settings), settings))
+        for item in (i for i in plan.renew if not i.app_only):
+            singles.append(pool.submit(_guarded, item, _renew_single(item, settings), settings))
+        for chunk in _chunks([i for i in plan.renew if i.app_only], BATCH_SIZE):
             batches.append(pool.submit(_batch_renew, chunk, settings))
         if check_alive:
-            for item in (i for i in check if not is_app(i)):
-                singles[pool.submit(_guard, item, _check_single(item, settings), settings)] = item
-            app_check = [i for i in check if is_app(i)]
-            if app_check:
+            for item in (i for i in plan.check if not i.app_only):
+                singles.append(pool.submit(_guarded, item, _check_single(item, settings), settings))
+            app_check = [i for i in plan.check if i.app_only]
+            if app_check and list_app:
                 _check_app(pool, app_check, settings, singles, report)
+            else:
+                for chunk in _chunks(app_check, BATCH_SIZE):
+                    batches.append(pool.submit(_batch_check, chunk, settings))
         else:
-            for item in check:
+            for item in plan.check:
                 report.add(item.key, CHECKED)
-        for future in as_completed(singles):
-            report.add(singles[future].key, *future.result())
-        for future in as_completed(batches):
-            for user_id, outcome, error in future.result():
-                report.add(user_id, outcome, error)
+        for single in as_completed(singles):
+            report.add(*single.result())
+        for batch in as_completed(batches):
+            for key, outcome, error in batch.result():
+                report.add(key, outcome, error)
     if settings.renewal_resync:
-        report.resynced = _safety_net(create + renew + check, report, settings)
+        report.resynced = _safety_net(plan, report, settings)
     else:
-        report.calendar_checks = _calendar_checks(create + renew + check, report, settings)
+        report.calendar_checks = _calendar_checks(plan, report, settings)
     report.elapsed = time.monotonic() - started
     log.info("subscription renewal: %s", report.summary())
     return report
 
 
-def _safety_net(items: list[_Item], report: RenewalReport, settings) -> int:
+def _safety_net(plan: _Plan, report: RenewalReport, settings: Settings) -> int:
     """A delta round for every account still linked (one whose subscriptions were all recreated
     already has its rounds queued; one that must sign in again cannot sync).
 
@@ -340,53 +436,40 @@ def _safety_net(items: list[_Item], report: RenewalReport, settings) -> int:
     from shared.queues import SYNC_QUEUE, open_queue
     from shared.queues.messages import SyncRequest
 
-    outcomes: dict[str, set[str]] = {}
-    for item in items:
-        outcomes.setdefault(item.user_id, set()).add(report.outcomes.get(item.key, CHECKED))
-    capped_only = [a.microsoft_user_id for a in _linked_without_items(items, settings)]
-    users = [u for u, seen in outcomes.items() if SKIPPED not in seen and not seen <= {RECREATED}] + capped_only
+    outcomes: dict[str, set[str]] = {user: set() for user in plan.linked}  # capped-only accounts: no outcome
+    for item in plan.items:
+        outcomes[item.user_id].add(report.outcomes.get(item.key, CHECKED))
+    users = [u for u, seen in outcomes.items() if SKIPPED not in seen and not (seen and seen <= {RECREATED})]
     bodies = [SyncRequest(user, "renewal").to_json() for user in sorted(set(users))]
     return open_queue(SYNC_QUEUE, settings).send_many(bodies) if bodies else 0
 
 
-def _calendar_checks(items: list[_Item], report: RenewalReport, settings) -> int:
+def _calendar_checks(plan: _Plan, report: RenewalReport, settings: Settings) -> int:
     """Without the safety net, still one calendar-list read per account and run: a calendar created
     in a quiet mailbox gets its subscription and first round, a deleted one loses its subscription."""
     from shared.queues import SYNC_QUEUE, open_queue
     from shared.queues.messages import SyncRequest
 
-    skipped = {i.user_id for i in items if report.outcomes.get(i.key) == SKIPPED}
-    users = {i.user_id for i in items} | {a.microsoft_user_id for a in _linked_without_items(items, settings)}
-    bodies = [SyncRequest(user, "calendars").to_json() for user in sorted(users - skipped)]
+    skipped = {i.user_id for i in plan.items if report.outcomes.get(i.key) == SKIPPED}
+    bodies = [SyncRequest(user, "calendars").to_json() for user in sorted(set(plan.linked) - skipped)]
     return open_queue(SYNC_QUEUE, settings).send_many(bodies) if bodies else 0
 
 
-def _linked_without_items(items: list[_Item], settings) -> list[Any]:
-    """Linked accounts whose every calendar is over the cap (nothing to renew, still to sync)."""
-    from shared.storage import open_repository
-
-    planned = {i.user_id for i in items}
-    return [a for a in open_repository(settings).list_accounts()
-            if a.status == "linked" and a.microsoft_user_id not in planned]
-
-
-def _check_app(pool: ThreadPoolExecutor, items: list[_Item], settings, singles: dict[Any, _Item],
-               report: RenewalReport) -> None:
+def _check_app(pool: ThreadPoolExecutor, items: list[_Item], settings: Settings,
+               singles: list[Future[Result]], report: RenewalReport) -> None:
     """One listing confirms every app-only subscription that is not due; vanished ones are recreated."""
     try:
         alive = _list_app_subscriptions(settings)
     except Exception as exc:
         log.warning("could not list the app's subscriptions (%s); checking one by one", exc)
         for item in items:
-            singles[pool.submit(_guard, item, _check_single(item, settings), settings)] = item
+            singles.append(pool.submit(_guarded, item, _check_single(item, settings), settings))
         return
     for item in items:
         if item.subscription_id in alive:
             report.add(item.key, CHECKED)
         else:
-            log.warning("%s: subscription %s vanished before its expiry; recreating", item.key,
-                        item.subscription_id)
-            singles[pool.submit(_guard, item, _recreate(item, settings), settings)] = item
+            singles.append(pool.submit(_guarded, item, _vanished(item, settings), settings))
 
 
-__all__ = ["RenewalReport", "SubscriptionQuotaError", "renew_due"]
+__all__ = ["OUTCOMES", "RenewalReport", "SubscriptionQuotaError", "renew_accounts", "renew_due"]

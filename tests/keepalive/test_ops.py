@@ -156,7 +156,8 @@ def test_renewal_timer_trigger_runs_a_renewal(keep):
     user = keep.link(keep.users[0])
     keep.sim.expire_subscription(ensure_subscription(user).id)
     host = DevHost(port=0, timers=False, queues=False)
-    host.fire_timer("renew_subscriptions")
+    host.fire_timer("renew_subscriptions")                 # queues the run's shard
+    assert host.poll_queue("renewal_worker") == 1          # the queue trigger renews it
     assert _repo().get_user(user).events_subscription_id in keep.sim.subscriptions.subs
     assert [m["reason"] for m in queued()] == ["renewal"]
 
