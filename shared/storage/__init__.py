@@ -38,7 +38,7 @@ def build_repository(settings: Settings) -> Repository:
         settings.require("pg_dsn")
         from shared.storage.postgres import PostgresRepository
 
-        return PostgresRepository(settings.pg_dsn, pool_max=settings.pg_pool_max)
+        return PostgresRepository(str(settings.pg_dsn), pool_max=settings.pg_pool_max)
     if backend == "tables":
         from shared.storage.tables import TablesRepository
 

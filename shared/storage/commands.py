@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from shared.storage.fixture import DIALECTS
 
     parser = subparsers.add_parser(
@@ -27,9 +27,9 @@ def run_fixture(args: argparse.Namespace) -> int:
         raise CommandError("give one table name or --all; tables: " + ", ".join(schema.BY_NAME))
     if args.all and args.table:
         raise CommandError("--table renames one table; it cannot be used with --all")
-    specs = list(schema.ALL) if args.all else [schema.BY_NAME.get(args.integration)]
-    if specs[0] is None:
+    if not args.all and args.integration not in schema.BY_NAME:
         raise CommandError(f"unknown table {args.integration!r}; tables: " + ", ".join(schema.BY_NAME))
+    specs = list(schema.ALL) if args.all else [schema.BY_NAME[args.integration]]
     try:
         print("\n\n".join(fixture_ddl(spec, args.dialect, args.table, together=args.all) for spec in specs))
     except ValueError as exc:

@@ -6,7 +6,10 @@ The user row's `data` is Graph's `/me` (or `/users/{id}`) object; its `mail` or
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from shared.storage.base import Repository
 
 
 def address(data: dict[str, Any] | None) -> str | None:
@@ -26,7 +29,7 @@ def label(user_id: str, data: dict[str, Any] | None) -> str:
     return address(data) or display_name(data) or user_id
 
 
-def label_of(repo: Any, user_id: str) -> str:
+def label_of(repo: Repository, user_id: str) -> str:
     """`label` from the stored user row; the id when there is none (or the database cannot say)."""
     try:
         user = repo.get_user(user_id)
@@ -35,7 +38,7 @@ def label_of(repo: Any, user_id: str) -> str:
     return label(user_id, user.data if user else None)
 
 
-def resolve(repo: Any, given: str) -> str:
+def resolve(repo: Repository, given: str) -> str:
     """The microsoft_user_id of `given`: an id as it is, or a linked user's address (case-insensitive)."""
     if "@" not in given:
         return given
@@ -43,5 +46,5 @@ def resolve(repo: Any, given: str) -> str:
     for user in repo.list_users():
         if (address(user.data) or "").lower() == wanted or \
                 str((user.data or {}).get("userPrincipalName") or "").lower() == wanted:
-            return user.microsoft_user_id
+            return user.microsoft_user_id or given
     return given

@@ -87,7 +87,10 @@ def _ids(names: Sequence[str]) -> sql.Composable:
     return sql.SQL(", ").join(map(sql.Identifier, names))
 
 
-class PostgresRepository(SqlRepository):
+PgConnection = psycopg.Connection[tuple[Any, ...]]
+
+
+class PostgresRepository(SqlRepository[PgConnection]):
     placeholder = "%s"
     backend = "postgres"
     chunk_size = 1000  # small enough to overlap mapping and merging well, large enough for COPY
@@ -122,7 +125,7 @@ class PostgresRepository(SqlRepository):
             return _count_of(conn.execute("SELECT coalesce(max(version), 0) FROM public.schema_version"))
 
     @contextmanager
-    def _transaction(self, partition: str) -> Iterator[psycopg.Connection]:
+    def _transaction(self, partition: str) -> Iterator[PgConnection]:
         try:
             with self.pool.connection() as conn, conn.transaction():
                 yield conn
@@ -130,7 +133,7 @@ class PostgresRepository(SqlRepository):
             raise base.Conflict(str(exc)) from exc
 
     @contextmanager
-    def _conn(self, tx: Any) -> Iterator[psycopg.Connection]:
+    def _conn(self, tx: PgConnection | None) -> Iterator[PgConnection]:
         if tx is not None:
             yield tx
         else:
@@ -151,7 +154,7 @@ class PostgresRepository(SqlRepository):
             guard=sql.SQL(base.newer_and_different_sql(spec, compared, "t", "EXCLUDED")),
         )
 
-    def _upsert_ordered(self, tx: Any, spec: TableSpec, partition: str, batches: list[list[Incoming]],
+    def _upsert_ordered(self, tx: PgConnection, spec: TableSpec, partition: str, batches: list[list[Incoming]],
                         now: datetime) -> list[ChangedRow]:
         """Chunks in key order, each mapped while the server merges the one before.
 
@@ -252,7 +255,7 @@ class PostgresRepository(SqlRepository):
             selected, stage, sql.Identifier(spec.remote_key)))
 
     # ------------------------------------------------------------------ other primitives
-    def _select(self, spec: TableSpec, partition: str | None, filters: dict[str, Any], tx: Any = None,
+    def _select(self, spec: TableSpec, partition: str | None, filters: dict[str, Any], tx: PgConnection | None = None,
                 columns: Sequence[str] | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         names = list(columns or spec.names())
         where, params = _where(spec, filters)
@@ -264,13 +267,13 @@ class PostgresRepository(SqlRepository):
             rows = conn.execute(query, params).fetchall()
         return [{n: _decode(t, v) for n, t, v in zip(names, types, row, strict=True)} for row in rows]
 
-    def _delete(self, tx: Any, spec: TableSpec, partition: str, filters: dict[str, Any]) -> list[str]:
+    def _delete(self, tx: PgConnection, spec: TableSpec, partition: str, filters: dict[str, Any]) -> list[str]:
         where, params = _where(spec, filters)
         query = sql.SQL("DELETE FROM {}{} RETURNING {}").format(
             sql.Identifier(spec.name), where, sql.Identifier(spec.key[-1]))
         return [row[0] for row in tx.execute(query, params).fetchall()]
 
-    def _put(self, tx: Any, spec: TableSpec, partition: str, rows: list[dict[str, Any]]) -> None:
+    def _put(self, tx: PgConnection, spec: TableSpec, partition: str, rows: list[dict[str, Any]]) -> None:
         """One row: a plain INSERT .. ON CONFLICT. Many rows (a page's round markers, its outbox
         entries): the same statement once over `unnest` arrays instead of once per row."""
         if not rows:
@@ -294,7 +297,7 @@ class PostgresRepository(SqlRepository):
         tx.execute(insert.format(sql.Identifier(spec.name), _ids(names), source, _ids(spec.key), action),
                    [[r.get(n) for r in latest] for n in names])
 
-    def _append(self, tx: Any, spec: TableSpec, partition: str, rows: list[dict[str, Any]]) -> None:
+    def _append(self, tx: PgConnection, spec: TableSpec, partition: str, rows: list[dict[str, Any]]) -> None:
         """New rows only (no conflict possible): COPY straight into the table for large batches."""
         if len(rows) < self.copy_threshold:
             self._put(tx, spec, partition, rows)
@@ -304,7 +307,8 @@ class PostgresRepository(SqlRepository):
         with tx.cursor() as cur:
             _copy_binary(cur, sql.Identifier(spec.name), names, types, ([row.get(n) for n in names] for row in rows))
 
-    def _set_columns(self, tx: Any, spec: TableSpec, partition: str, updates: dict[str, dict[str, Any]]) -> None:
+    def _set_columns(self, tx: PgConnection, spec: TableSpec, partition: str,
+                     updates: dict[str, dict[str, Any]]) -> None:
         for names, params in updates_by_columns(updates, lambda n, v: _param(spec.column(n).type, v)).items():
             query = sql.SQL("UPDATE {} SET {} WHERE {} = %s").format(
                 sql.Identifier(spec.name),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from shared.storage import base, migrations
 
@@ -26,10 +26,30 @@ def updates_by_columns(updates: dict[str, dict[str, Any]],
     return grouped
 
 
-class SqlRepository(base.RepositoryBase[Any]):
+class SqlCursor(Protocol):
+    """What the shared statements read of a psycopg or sqlite3 cursor."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...  # a row tuple of the driver, or None
+
+
+class SqlConnection(Protocol):
+    """A psycopg or sqlite3 connection, as far as the shared statements use it."""
+
+    def execute(self, query: str, params: tuple[Any, ...], /) -> SqlCursor: ...
+
+
+ConnT = TypeVar("ConnT", bound=SqlConnection)
+
+
+class SqlRepository(base.RepositoryBase[ConnT], Generic[ConnT]):
+    """The statements both SQL backends run the same way, over their own connection type."""
+
     placeholder: str  # the driver's parameter marker
 
-    def _run(self, conn: Any, statement: str, params: tuple[Any, ...]) -> Any:
+    def _run(self, conn: ConnT, statement: str, params: tuple[Any, ...]) -> SqlCursor:
         return conn.execute(statement.format(p=self.placeholder), params)
 
     def acquire_lease(self, name: str, owner: str, ttl_seconds: float) -> bool:
@@ -43,8 +63,8 @@ class SqlRepository(base.RepositoryBase[Any]):
         with self._transaction(name) as conn:
             self._run(conn, migrations.RELEASE_LEASE, (name, owner))
 
-    def _allocate(self, tx: Any, user_id: str, count: int) -> int:
-        return self._run(tx, migrations.ALLOCATE_OUTBOX_SEQ, (user_id, count)).fetchone()[0]
+    def _allocate(self, tx: ConnT, user_id: str, count: int) -> int:
+        return int(self._run(tx, migrations.ALLOCATE_OUTBOX_SEQ, (user_id, count)).fetchone()[0])
 
     def _claim_flow(self, key: str, expires_at_ms: int) -> bool:
         with self._transaction(key) as conn:
@@ -52,4 +72,4 @@ class SqlRepository(base.RepositoryBase[Any]):
 
     def _sweep_flows(self, now_ms: int) -> int:
         with self._transaction("") as conn:
-            return self._run(conn, migrations.SWEEP_FLOWS, (now_ms,)).rowcount
+            return int(self._run(conn, migrations.SWEEP_FLOWS, (now_ms,)).rowcount)

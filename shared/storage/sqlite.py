@@ -69,7 +69,7 @@ def _where(spec: TableSpec, filters: dict[str, Any]) -> tuple[str, list[Any]]:
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
-class SqliteRepository(SqlRepository):
+class SqliteRepository(SqlRepository[sqlite3.Connection]):
     placeholder = "?"
     backend = "sqlite"
     chunk_size = 500
@@ -103,7 +103,7 @@ class SqliteRepository(SqlRepository):
 
     def schema_version(self) -> int:
         with self._lock:
-            return self._conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
+            return int(self._conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0])
 
     @contextmanager
     def _transaction(self, partition: str) -> Iterator[sqlite3.Connection]:
@@ -116,7 +116,8 @@ class SqliteRepository(SqlRepository):
                 raise
             self._conn.execute("COMMIT")
 
-    def _fetch_stored(self, tx: Any, spec: TableSpec, partition: str, keys: list[str]) -> dict[str, Stored]:
+    def _fetch_stored(self, tx: sqlite3.Connection, spec: TableSpec, partition: str,
+                      keys: list[str]) -> dict[str, Stored]:
         kept = spec.names(schema.CONTEXT, schema.MANAGED, schema.META)
         version = "row_version" if spec.versioned else "''"
         stored: dict[str, Stored] = {}
@@ -128,7 +129,7 @@ class SqliteRepository(SqlRepository):
                 stored[row[0]] = Stored(row[0], row[1] or "", base.digest(row[2]), columns)
         return stored
 
-    def _write_rows(self, tx: Any, spec: TableSpec, partition: str,
+    def _write_rows(self, tx: sqlite3.Connection, spec: TableSpec, partition: str,
                     writes: list[tuple[Mapped, Stored | None]], now: datetime) -> None:
         stamp = encode(schema.TIMESTAMP, now)
         creates = [row for row, stored in writes if stored is None]
@@ -146,7 +147,8 @@ class SqliteRepository(SqlRepository):
             tx.executemany(sql, [[encode(spec.column(n).type, r.values.get(n)) for n in names]
                                  + [r.text, stamp, r.key] for r in updates])
 
-    def _select(self, spec: TableSpec, partition: str | None, filters: dict[str, Any], tx: Any = None,
+    def _select(self, spec: TableSpec, partition: str | None, filters: dict[str, Any],
+                tx: sqlite3.Connection | None = None,
                 columns: Sequence[str] | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         names = list(columns or spec.names())
         where, params = _where(spec, filters)
@@ -157,7 +159,7 @@ class SqliteRepository(SqlRepository):
         types = [spec.column(n).type for n in names]
         return [{n: decode(t, v) for n, t, v in zip(names, types, row, strict=True)} for row in rows]
 
-    def _delete(self, tx: Any, spec: TableSpec, partition: str, filters: dict[str, Any]) -> list[str]:
+    def _delete(self, tx: sqlite3.Connection, spec: TableSpec, partition: str, filters: dict[str, Any]) -> list[str]:
         listed = next((n for n, v in filters.items() if isinstance(v, list | tuple | set | frozenset)), None)
         batches = ([{**filters, listed: list(c)} for c in base.chunks(list(filters[listed]), _VARS_PER_STATEMENT)]
                    if listed else [filters])
@@ -168,7 +170,7 @@ class SqliteRepository(SqlRepository):
             deleted += [row[0] for row in tx.execute(sql, params).fetchall()]
         return deleted
 
-    def _put(self, tx: Any, spec: TableSpec, partition: str, rows: list[dict[str, Any]]) -> None:
+    def _put(self, tx: sqlite3.Connection, spec: TableSpec, partition: str, rows: list[dict[str, Any]]) -> None:
         if not rows:
             return
         names = spec.names()
@@ -176,7 +178,8 @@ class SqliteRepository(SqlRepository):
                f"VALUES ({', '.join('?' * len(names))})")
         tx.executemany(sql, [[encode(spec.column(n).type, r.get(n)) for n in names] for r in rows])
 
-    def _set_columns(self, tx: Any, spec: TableSpec, partition: str, updates: dict[str, dict[str, Any]]) -> None:
+    def _set_columns(self, tx: sqlite3.Connection, spec: TableSpec, partition: str,
+                     updates: dict[str, dict[str, Any]]) -> None:
         for names, params in updates_by_columns(updates, lambda n, v: encode(spec.column(n).type, v)).items():
             sets = ", ".join(f"{spec.column(n).name} = ?" for n in names)
             tx.executemany(f"UPDATE {spec.name} SET {sets} WHERE {spec.remote_key} = ?", params)  # noqa: S608
@@ -184,4 +187,4 @@ class SqliteRepository(SqlRepository):
     def _count(self, spec: TableSpec, partition: str | None) -> int:
         where, params = _where(spec, {spec.partition: partition} if partition else {})
         with self._lock:
-            return self._conn.execute(f"SELECT count(*) FROM {spec.name}{where}", params).fetchone()[0]  # noqa: S608
+            return int(self._conn.execute(f"SELECT count(*) FROM {spec.name}{where}", params).fetchone()[0])  # noqa: S608

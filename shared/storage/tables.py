@@ -38,11 +38,11 @@ import itertools
 import json
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
@@ -58,6 +58,12 @@ from shared.storage import base, schema, tablekeys
 from shared.storage.base import Mapped, Stored
 from shared.storage.schema import TableSpec
 from shared.storage.textsafety import TextRules
+
+if TYPE_CHECKING:
+    from azure.data.tables import TableClient, TableEntity
+    from azure.storage.blob import BlobServiceClient
+
+Op = tuple[Any, ...]  # ("create" | "upsert" | "update" | "delete", entity[, options]): a transaction operation
 
 MAX_BATCH = 100
 POINT_READS = 20  # up to this many keys are read one by one; more scan the partition
@@ -84,7 +90,7 @@ def _upper_bound(prefix: str) -> str:
     return prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
-def _op_bytes(op: tuple) -> int:
+def _op_bytes(op: Op) -> int:
     """About what an operation adds to a transaction's body (its entity's JSON)."""
     return 200 + sum(len(str(k)) + (len(v.encode("utf-8")) if isinstance(v, str) else 32)
                      for k, v in op[1].items())
@@ -98,22 +104,23 @@ class _Tx:
     or together with the others, never after them.
     """
 
-    ops: dict[str, list[tuple]] = field(default_factory=dict)
-    lead: dict[str, list[tuple]] = field(default_factory=dict)
+    ops: dict[str, list[Op]] = field(default_factory=dict)
+    lead: dict[str, list[Op]] = field(default_factory=dict)
     leading: bool = False
     after_commit: list[Callable[[], None]] = field(default_factory=list)
 
-    def add(self, table: str, op: tuple) -> None:
+    def add(self, table: str, op: Op) -> None:
         (self.lead if self.leading else self.ops).setdefault(table, []).append(op)
 
 
-class TablesRepository(base.RepositoryBase[Any]):
+class TablesRepository(base.RepositoryBase[_Tx]):
     backend = "tables"
     chunk_size = 20_000  # change detection scans the partition once per chunk: keep bulk writes in one
     parallel_batches = 4
     text_rules = TextRules(column_units=tablekeys.MAX_PROPERTY_UNITS)  # data is sliced; a column is one property
 
-    def __init__(self, service: TableServiceClient, *, prefix: str = "calsync", blob_service: Any = None) -> None:
+    def __init__(self, service: TableServiceClient, *, prefix: str = "calsync",
+                 blob_service: BlobServiceClient | None = None) -> None:
         self.service = service
         self.blob_service = blob_service
         self.prefix = prefix
@@ -129,13 +136,13 @@ class TablesRepository(base.RepositoryBase[Any]):
             from azure.storage.blob import BlobServiceClient
 
             conn = settings.tables_connection_string
-            blobs = BlobServiceClient.from_connection_string(conn)
-            return cls(TableServiceClient.from_connection_string(conn), prefix=prefix, blob_service=blobs)
+            return cls(TableServiceClient.from_connection_string(conn), prefix=prefix,
+                       blob_service=BlobServiceClient.from_connection_string(conn))
         settings.require("tables_account_url")
         from azure.identity import DefaultAzureCredential  # only deployments with a managed identity need it
 
         credential = DefaultAzureCredential()
-        blobs = None
+        blobs: BlobServiceClient | None = None
         if settings.blobs_account_url:
             from azure.storage.blob import BlobServiceClient
 
@@ -207,15 +214,20 @@ class TablesRepository(base.RepositoryBase[Any]):
 
     def _read_data(self, entity: dict[str, Any]) -> dict[str, Any]:
         if entity.get("data_blob"):
+            if self.blob_service is None:
+                raise RuntimeError("a row stored in blob storage needs it: set BLOBS_ACCOUNT_URL")
             blob = self.blob_service.get_blob_client(self.container, entity["data_blob"])
-            return json.loads(blob.download_blob().readall().decode("utf-8"))
-        return json.loads("".join(entity[f"data_{i}"] for i in range(int(entity.get("data_parts") or 0))))
+            data: dict[str, Any] = json.loads(blob.download_blob().readall().decode("utf-8"))
+        else:
+            data = json.loads("".join(entity[f"data_{i}"] for i in range(int(entity.get("data_parts") or 0))))
+        return data
 
     def _delete_blob_later(self, tx: _Tx, name: str | None) -> None:
-        if name and self.blob_service is not None:
+        service = self.blob_service
+        if name and service is not None:
             def drop() -> None:
                 with suppress(ResourceNotFoundError):
-                    self.blob_service.get_blob_client(self.container, name).delete_blob()
+                    service.get_blob_client(self.container, name).delete_blob()
 
             tx.after_commit.append(drop)
 
@@ -246,18 +258,18 @@ class TablesRepository(base.RepositoryBase[Any]):
         return self._clients[_PLACEMENT[spec.name][0]]
 
     def _query(self, spec: TableSpec, partition: str | None, filters: dict[str, Any],
-               select: list[str] | None, limit: int | None = None) -> list[dict[str, Any]]:
+               select: list[str] | None, limit: int | None = None) -> list[TableEntity]:
         """Entities of `spec` matching the filters (point reads when every key part is given)."""
         client = self._client(spec)
         point = self._point_keys(spec, partition, filters)
-        if point is not None:
+        if point is not None and partition is not None:
             found = []
             for row_key in point:
                 try:
                     found.append(client.get_entity(tablekeys.encode_key(partition), row_key, select=select))
                 except ResourceNotFoundError:
                     continue
-            entities: list[dict[str, Any]] = found
+            entities: Iterable[TableEntity] = found
         else:
             prefix = _PLACEMENT[spec.name][1]
             params: dict[str, Any] = {"lo": prefix, "hi": _upper_bound(prefix)}
@@ -341,9 +353,9 @@ class TablesRepository(base.RepositoryBase[Any]):
         return last
 
     @staticmethod
-    def _batches(ops: list[tuple]) -> list[list[tuple]]:
+    def _batches(ops: list[Op]) -> list[list[Op]]:
         """Consecutive slices that can each be one entity-group transaction."""
-        batches: list[list[tuple]] = []
+        batches: list[list[Op]] = []
         keys: set[tuple[str, str]] = set()
         size = 0
         for op in ops:
@@ -358,7 +370,7 @@ class TablesRepository(base.RepositoryBase[Any]):
             size += op_size
         return batches
 
-    def _commit(self, client: Any, ops: list[tuple]) -> None:
+    def _commit(self, client: TableClient, ops: list[Op]) -> None:
         """Submit in transactions of <= 100 ops; the last one (holding the cursor) only after all others."""
         batches = self._batches(ops)
         if len(batches) > 2 and self.parallel_batches > 1:
@@ -372,7 +384,7 @@ class TablesRepository(base.RepositoryBase[Any]):
             self._submit(client, batch)
 
     @staticmethod
-    def _submit(client: Any, batch: list[tuple]) -> None:
+    def _submit(client: TableClient, batch: list[Op]) -> None:
         try:
             client.submit_transaction(batch)
         except (ServiceRequestError, ServiceResponseError) as exc:
@@ -381,7 +393,7 @@ class TablesRepository(base.RepositoryBase[Any]):
             # or is repeated harmlessly (upserts), and is decided again from what is stored.
             raise base.Conflict(f"transaction not confirmed: {exc}") from exc
         except TableTransactionError as exc:
-            if exc.status_code in _CONFLICT_STATUS or exc.error_code in (
+            if exc.status_code in _CONFLICT_STATUS or getattr(exc, "error_code", None) in (
                     "UpdateConditionNotSatisfied", "EntityAlreadyExists", "ResourceNotFound"):
                 raise base.Conflict(str(exc)) from exc
             raise
@@ -390,7 +402,7 @@ class TablesRepository(base.RepositoryBase[Any]):
                 raise base.Conflict(str(exc)) from exc
             raise
 
-    def _fetch_stored(self, tx: Any, spec: TableSpec, partition: str, keys: list[str]) -> dict[str, Stored]:
+    def _fetch_stored(self, tx: _Tx, spec: TableSpec, partition: str, keys: list[str]) -> dict[str, Stored]:
         kept = spec.names(schema.CONTEXT, schema.MANAGED, schema.META)
         version = ["row_version"] if spec.versioned else []
         select = list(dict.fromkeys([spec.remote_key, *version, "data_hash", "data_blob", *kept]))
@@ -421,7 +433,7 @@ class TablesRepository(base.RepositoryBase[Any]):
             if stored.columns.get("data_blob") != entity.get("data_blob"):
                 self._delete_blob_later(tx, stored.columns.get("data_blob"))
 
-    def _select(self, spec: TableSpec, partition: str | None, filters: dict[str, Any], tx: Any = None,
+    def _select(self, spec: TableSpec, partition: str | None, filters: dict[str, Any], tx: _Tx | None = None,
                 columns: Sequence[str] | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         names = list(columns or spec.names())
         select = None
@@ -444,7 +456,7 @@ class TablesRepository(base.RepositoryBase[Any]):
         for entity in self._query(spec, partition, filters, select):
             tx.add(table, ("delete", {"PartitionKey": entity["PartitionKey"], "RowKey": entity["RowKey"]}))
             self._delete_blob_later(tx, entity.get("data_blob"))
-            deleted.append(entity.get(spec.key[-1]))
+            deleted.append(str(entity[spec.key[-1]]))
         return deleted
 
     def _put(self, tx: _Tx, spec: TableSpec, partition: str, rows: list[dict[str, Any]]) -> None:

@@ -14,6 +14,7 @@ import logging
 import re
 from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ def split_fraction(value: str) -> tuple[datetime, str]:
     return parsed, frac.group(1).ljust(7, "0") if frac else "0000000"
 
 
-def to_instant(value: dict | None, *, all_day: bool = False) -> datetime | None:
+def to_instant(value: dict[str, Any] | None, *, all_day: bool = False) -> datetime | None:
     """A Graph dateTimeTimeZone as an aware UTC datetime; all-day -> its date at UTC midnight."""
     if not value or not value.get("dateTime"):
         return None

@@ -22,7 +22,7 @@ def sync_calendars(ctx: SyncContext) -> list[dict[str, Any]]:
     ctx.repo.upsert_calendars(ctx.user_id, calendars)  # changed rows reach the outbox with the write
     listed = {c["id"] for c in calendars}
     gone = [row.microsoft_calendar_id for row in ctx.repo.list_calendars(ctx.user_id)
-            if row.microsoft_calendar_id not in listed]
+            if row.microsoft_calendar_id is not None and row.microsoft_calendar_id not in listed]
     if gone:
         deleted = ctx.repo.delete_calendars(ctx.user_id, gone)  # events too, each deletion in the outbox
         log.info("sync %s: %d calendar(s) removed with their events", ctx.progress.label or ctx.user_id, len(deleted))

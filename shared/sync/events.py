@@ -23,8 +23,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from shared.config import Settings
 from shared.graph import GraphError
 from shared.graph.paths import segment
+from shared.storage.types import AccountState
 from shared.sync.context import SyncContext
 from shared.sync.delta import Source, sync_calendar
 from shared.sync.window import graph_time
@@ -33,7 +35,7 @@ log = logging.getLogger("shared.sync")
 DELTA_FLAG = "delta_other_calendars"  # key in the account's `extra`
 
 
-def delta_other_calendars(settings: Any, account: Any) -> tuple[bool, bool]:
+def delta_other_calendars(settings: Settings, account: AccountState | None) -> tuple[bool, bool]:
     """(use delta for non-default calendars, detect an unsupported segment) for this account."""
     mode = str(settings.delta_other_calendars).lower()
     if mode == "auto":

@@ -24,7 +24,10 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from shared.storage.base import Repository
 
 log = logging.getLogger("shared.sync")
 
@@ -47,7 +50,7 @@ def _local(user_id: str) -> threading.Lock:
 class _Heartbeat:
     """Renews a held lease every third of its lifetime until stopped."""
 
-    def __init__(self, repo: Any, name: str, lease_seconds: float) -> None:
+    def __init__(self, repo: Repository, name: str, lease_seconds: float) -> None:
         self.repo, self.name, self.lease_seconds = repo, name, lease_seconds
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"lease-{name}", daemon=True)
@@ -70,7 +73,7 @@ class _Heartbeat:
 
 
 @contextlib.contextmanager
-def hold(user_id: str, repo: Any, timeout: float = 300.0,
+def hold(user_id: str, repo: Repository, timeout: float = 300.0,
          lease_seconds: float = DEFAULT_LEASE_SECONDS) -> Iterator[None]:
     lock = _local(user_id)
     if not lock.acquire(timeout=timeout):

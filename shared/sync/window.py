@@ -9,10 +9,13 @@ the stored cursor's window differs and re-initialises that calendar's round.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from shared.config import Settings
 
 
-def current_window(settings: Any, now: datetime | None = None) -> tuple[datetime, datetime]:
+def current_window(settings: Settings, now: datetime | None = None) -> tuple[datetime, datetime]:
     """(start, end) in UTC: midnight `SYNC_WINDOW_DAYS_BACK` days ago to midnight `..._AHEAD` days on."""
     now = (now or datetime.now(UTC)).astimezone(UTC)
     today = now.replace(hour=0, minute=0, second=0, microsecond=0)

@@ -35,10 +35,17 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.graph.paths import segment
 from shared.queues.messages import SyncRequest
+
+if TYPE_CHECKING:  # imported lazily at run time: the notification endpoint imports this module
+    from shared.config import Settings
+    from shared.graph.errors import GraphError
+    from shared.graph.protocol import GraphApi
+    from shared.storage.base import Repository
+    from shared.storage.types import AccountState
 
 log = logging.getLogger("shared.sync")
 
@@ -52,32 +59,33 @@ class Outcome:
     calendars_listed: bool = False
 
 
-def handle_message(body: str | bytes, **kwargs: Any) -> Outcome:
+def handle_message(body: str | bytes, *, settings: Settings | None = None, repo: Repository | None = None,
+                   graph: GraphApi | None = None) -> Outcome:
     """Parse and run one queue message; a malformed one is logged and dropped."""
     try:
         request = SyncRequest.from_json(body)
     except (ValueError, TypeError) as exc:
         log.error("dropping malformed sync message (%s): %.200r", exc, body)
         return Outcome("dropped", str(exc))
-    return run(request, **kwargs)
+    return run(request, settings=settings, repo=repo, graph=graph)
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def covered(account: Any, request: SyncRequest) -> bool:
+def covered(account: AccountState, request: SyncRequest) -> bool:
     """True when a successful sync that started after `request` was received already did its work."""
     started, finished = account.last_sync_started_at, account.last_sync_at
     if started is None or finished is None or finished < started:
         return False  # never synced, or the last sync failed / is still running
     if request.full:
         full_started = ((account.extra or {}).get("sync") or {}).get("full_started_at")
-        return bool(full_started) and float(full_started) > request.received_at
+        return bool(full_started) and float(full_started or 0) > request.received_at
     return started.timestamp() > request.received_at
 
 
-def calendar_covered(repo: Any, request: SyncRequest) -> bool:
+def calendar_covered(repo: Repository, request: SyncRequest) -> bool:
     """A calendar's request is also covered by a successful round of that calendar started after it."""
     if request.calendar_id is None or request.full:
         return False
@@ -88,18 +96,19 @@ def calendar_covered(repo: Any, request: SyncRequest) -> bool:
     return started.timestamp() > request.received_at
 
 
-def _listed_at(account: Any) -> float | None:
+def _listed_at(account: AccountState | None) -> float | None:
     value = ((getattr(account, "extra", None) or {}).get("sync") or {}).get("calendars_listed_at")
     return float(value) if value else None
 
 
-def mailbox_prefix(account: Any, user_id: str) -> str:
-    if getattr(account, "mode", None) == "app_only":
+def mailbox_prefix(account: AccountState | None, user_id: str) -> str:
+    if account is not None and account.mode == "app_only":
         return f"users/{segment(account.graph_user_id or user_id)}"
     return "me"
 
 
-def run(request: SyncRequest, *, settings: Any = None, repo: Any = None, graph: Any = None) -> Outcome:
+def run(request: SyncRequest, *, settings: Settings | None = None, repo: Repository | None = None,
+        graph: GraphApi | None = None) -> Outcome:
     """Sync the user of `request` (see the module docstring for the order of work)."""
     from shared.config import get_settings
 
@@ -152,7 +161,7 @@ def run(request: SyncRequest, *, settings: Any = None, repo: Any = None, graph: 
     return outcome
 
 
-def _sync(request: SyncRequest, settings: Any, repo: Any, graph: Any, account: Any,
+def _sync(request: SyncRequest, settings: Settings, repo: Repository, graph: GraphApi | None, account: AccountState,
           who: str) -> Outcome:
     from shared.auth.errors import ReauthRequired
     from shared.graph import GraphError, ThrottledError
@@ -257,7 +266,7 @@ def _scoped(request: SyncRequest) -> bool:
 MAX_DEFER_SECONDS = 3600  # a Retry-After beyond an hour is treated as an hour
 
 
-def _defer(request: SyncRequest, exc: Any, settings: Any) -> bool:
+def _defer(request: SyncRequest, exc: GraphError, settings: Settings) -> bool:
     """Re-queue `request` invisible for the Retry-After of a long throttle; False when the wait is
     short (the host's retry is quicker) or the queue cannot take it (the error then propagates)."""
     retry_after = exc.retry_after
@@ -277,14 +286,14 @@ def _defer(request: SyncRequest, exc: Any, settings: Any) -> bool:
     return True
 
 
-def _record_error(repo: Any, user: str, exc: BaseException) -> None:
+def _record_error(repo: Repository, user: str, exc: BaseException) -> None:
     try:
         repo.update_account(user, last_sync_error=f"{type(exc).__name__}: {exc}"[:1000], last_error_at=_now())
     except Exception:  # the database may be what failed; the original error matters more
         log.exception("sync %s: could not record the error", user)
 
 
-def _lifecycle(request: SyncRequest, settings: Any) -> bool:
+def _lifecycle(request: SyncRequest, settings: Settings) -> bool:
     """Reauthorize or recreate the subscription; False when the user's grant is revoked."""
     from shared.auth.errors import ReauthRequired
     from shared.subscriptions.lifecycle import handle_lifecycle
@@ -300,7 +309,7 @@ def _lifecycle(request: SyncRequest, settings: Any) -> bool:
     return True
 
 
-def _subscribe_listed(user_id: str, repo: Any, calendars: list[dict[str, Any]]) -> None:
+def _subscribe_listed(user_id: str, repo: Repository, calendars: list[dict[str, Any]]) -> None:
     """Calendars just listed that have no subscription row (new), or rows of calendars no longer
     listed: subscriptions follow before any event is read, so a change made meanwhile is notified."""
     rows = {r.microsoft_calendar_id for r in repo.list_calendar_subscriptions(user_id)}
@@ -315,7 +324,7 @@ def _subscribe_listed(user_id: str, repo: Any, calendars: list[dict[str, Any]]) 
         log.error("sync %s: subscriptions of new calendars not ensured (%s: %s)", user_id, type(exc).__name__, exc)
 
 
-def _subscribe(request: SyncRequest, repo: Any, outcome: Outcome) -> None:
+def _subscribe(request: SyncRequest, repo: Repository, outcome: Outcome) -> None:
     """Every calendar's subscription, after a sync that read the calendar list (calendars may have
     appeared or gone), when asked, or when the notified calendar's subscription is not live."""
     if not (request.subscribe or outcome.calendars_listed):
