@@ -6,7 +6,6 @@ Generated, so they cannot drift from the code (tests compare them).
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from shared.config import SETTINGS, Setting
 
@@ -19,7 +18,7 @@ PLATFORM_VALUES = {
 
 def _placeholder(setting: Setting) -> str:
     """A safe local value: the default, or empty (unset) where there is none."""
-    value: Any = setting.default
+    value: object = setting.default
     if value is None or setting.secret:
         return ""
     if isinstance(value, bool):

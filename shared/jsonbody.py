@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any, TypeGuard
 
+from shared.jsontypes import JsonValue
+
 MAX_DEPTH = 64  # Graph notifications nest ~4 levels, action inputs a few more
 
 
@@ -23,7 +25,7 @@ class BodyError(ValueError):
         self.status = status
 
 
-def parse(body: bytes | str, *, max_bytes: int, max_depth: int = MAX_DEPTH) -> Any:
+def parse(body: bytes | str, *, max_bytes: int, max_depth: int = MAX_DEPTH) -> JsonValue:
     """The JSON value of `body`; BodyError when it is too big, not JSON, too deep or not valid Unicode."""
     if len(body) > max_bytes:
         raise BodyError(f"body over {max_bytes} bytes", 413)
@@ -37,7 +39,7 @@ def parse(body: bytes | str, *, max_bytes: int, max_depth: int = MAX_DEPTH) -> A
     return doc
 
 
-def check(doc: Any, max_depth: int = MAX_DEPTH) -> None:
+def check(doc: JsonValue, max_depth: int = MAX_DEPTH) -> None:
     """Refuse nesting deeper than `max_depth` and strings (values or keys) with unpaired surrogates."""
     stack: list[tuple[Any, int]] = [(doc, 1)]
     while stack:

@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from shared.jsontypes import JsonValue
+
 if TYPE_CHECKING:
     from shared.actions.context import ActionContext
 
@@ -37,7 +39,7 @@ class Input:
     name: str
     type: str = "string"
     label: str = ""
-    default: Any = None
+    default: JsonValue = None
     required: bool = False
     help: str = ""
     choices: tuple[str, ...] = ()
@@ -129,7 +131,7 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
-def _coerce(spec: Input, value: Any) -> Any:
+def _coerce(spec: Input, value: JsonValue) -> JsonValue:
     t = spec.type
     if t == "string":
         if isinstance(value, str | int | float) and not isinstance(value, bool):

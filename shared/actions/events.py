@@ -11,6 +11,7 @@ from typing import Any
 
 from shared.actions.catalogue import Input, InputError, action, paging_inputs, time_inputs
 from shared.actions.context import ActionContext, date_time_zone, done, list_result, seg
+from shared.jsontypes import JsonValue
 
 ATTENDEE_TYPES = ("required", "optional", "resource")
 
@@ -34,7 +35,7 @@ def event_inputs(required_times: bool) -> tuple[Input, ...]:
     )
 
 
-def _attendee(item: Any, name: str) -> dict[str, Any]:
+def _attendee(item: JsonValue, name: str) -> dict[str, Any]:
     address: object  # checked below
     if isinstance(item, str):
         address, display, kind = item.strip(), None, "required"
@@ -56,7 +57,7 @@ def _attendee(item: Any, name: str) -> dict[str, Any]:
     return {"emailAddress": email_address, "type": kind}
 
 
-def merge_attendees(listed: Any, collection: Any) -> list[dict[str, Any]] | None:
+def merge_attendees(listed: JsonValue, collection: JsonValue) -> list[dict[str, Any]] | None:
     """Attendees from both inputs, first occurrence of an address wins; None if neither was given."""
     if listed is None and collection is None:
         return None

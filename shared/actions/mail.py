@@ -9,6 +9,7 @@ from typing import Any
 
 from shared.actions.catalogue import Input, InputError, action, paging_inputs, strings
 from shared.actions.context import ActionContext, done, list_result, seg
+from shared.jsontypes import JsonValue
 
 
 def folder_id_input(required: bool, help_text: str, label: str = "Folder ID", name: str = "folder_id") -> Input:
@@ -110,7 +111,7 @@ def _recipients(value: list[Any] | None, name: str) -> list[dict[str, Any]]:
     return [{"emailAddress": {"address": a.strip()}} for a in strings(value, name) if a.strip()]
 
 
-def _content_bytes(name: str, filename: str, value: Any) -> str:
+def _content_bytes(name: str, filename: str, value: JsonValue) -> str:
     """Base64 content of one attachment: bytes, text, or {"contentBytes"|"base64": "..."}."""
     if isinstance(value, bytes | bytearray):
         return base64.b64encode(bytes(value)).decode()
@@ -128,7 +129,7 @@ def _content_bytes(name: str, filename: str, value: Any) -> str:
     raise InputError(name, f"attachment {filename!r}: unsupported content {type(value).__name__}")
 
 
-def attachments(static: dict[str, Any] | None, dynamic: Any) -> list[dict[str, Any]]:
+def attachments(static: dict[str, Any] | None, dynamic: JsonValue) -> list[dict[str, Any]]:
     out = []
     for filename, value in (static or {}).items():
         out.append((filename, _content_bytes("attachments", filename, value)))

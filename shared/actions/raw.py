@@ -16,11 +16,12 @@ from typing import Any
 
 from shared.actions.catalogue import Binary, Input, InputError, action
 from shared.actions.context import ActionContext
+from shared.jsontypes import JsonValue
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 
 
-def _bytes(name: str, key: str, value: Any) -> bytes:
+def _bytes(name: str, key: str, value: JsonValue) -> bytes:
     if isinstance(value, bytes | bytearray):
         return bytes(value)
     if isinstance(value, dict) and isinstance(value.get("base64") or value.get("contentBytes"), str):
@@ -125,7 +126,7 @@ def raw_request(ctx: ActionContext, v: dict[str, Any]) -> Any:
     if v["response_type"] == "binary":
         return Binary(response.content, content_type or "application/octet-stream", response.status_code)
     if v["response_type"] == "text":
-        data: Any = response.text
+        data: JsonValue = response.text
     elif not response.content:
         data = None
     else:

@@ -35,6 +35,7 @@ from shared.graph.errors import ForeignHostError, GraphError, ThrottledError, pa
 from shared.graph.limits import mailbox_slots
 from shared.graph.retry import RetryPolicy, parse_retry_after
 from shared.graph.session import graph_session
+from shared.jsontypes import JsonValue
 
 if TYPE_CHECKING:
     from shared.graph.protocol import RequestOptions
@@ -185,7 +186,7 @@ class GraphClient:
         path_or_url: str,
         *,
         params: Mapping[str, Any] | None = None,
-        json: Any = None,
+        json: JsonValue = None,
         data: Any = None,
         files: Any = None,
         headers: Mapping[str, str] | None = None,
@@ -255,13 +256,13 @@ class GraphClient:
     def get(self, path: str, **kw: Unpack[RequestOptions]) -> dict[str, Any]:
         return _json(self.request("GET", path, **kw)) or {}
 
-    def post(self, path: str, json: Any = None, **kw: Unpack[RequestOptions]) -> dict[str, Any] | None:
+    def post(self, path: str, json: JsonValue = None, **kw: Unpack[RequestOptions]) -> dict[str, Any] | None:
         return _json(self.request("POST", path, json=json, **kw))
 
-    def patch(self, path: str, json: Any = None, **kw: Unpack[RequestOptions]) -> dict[str, Any] | None:
+    def patch(self, path: str, json: JsonValue = None, **kw: Unpack[RequestOptions]) -> dict[str, Any] | None:
         return _json(self.request("PATCH", path, json=json, **kw))
 
-    def put(self, path: str, json: Any = None, **kw: Unpack[RequestOptions]) -> dict[str, Any] | None:
+    def put(self, path: str, json: JsonValue = None, **kw: Unpack[RequestOptions]) -> dict[str, Any] | None:
         return _json(self.request("PUT", path, json=json, **kw))
 
     def delete(self, path: str, **kw: Unpack[RequestOptions]) -> None:
@@ -331,7 +332,7 @@ def error_from_response(
 ) -> GraphError:
     """A typed error from a failed response's OData envelope (falling back to the reason phrase)."""
     try:
-        body: Any = response.json()
+        body: JsonValue = response.json()
     except ValueError:
         body = response.text[:500] if response.content else None
     finally:

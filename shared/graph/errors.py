@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.jsontypes import JsonValue
+
 
 class GraphError(Exception):
     """A Graph request failed for good (after the retries it was allowed).
@@ -26,7 +28,7 @@ class GraphError(Exception):
         retry_after: float | None = None,
         method: str | None = None,
         url: str | None = None,
-        body: Any = None,
+        body: JsonValue = None,
         attempts: int = 1,
     ) -> None:
         self.status = status

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, TypedDict, Unpack
 
+from shared.jsontypes import JsonValue
+
 if TYPE_CHECKING:
     import requests
 
@@ -34,7 +36,7 @@ class GraphApi(Protocol):
         path_or_url: str,
         *,
         params: Mapping[str, Any] | None = None,
-        json: Any = None,
+        json: JsonValue = None,
         data: Any = None,
         files: Any = None,
         headers: Mapping[str, str] | None = None,
@@ -45,11 +47,11 @@ class GraphApi(Protocol):
 
     def get(self, path: str, **kw: Unpack[RequestOptions]) -> dict[str, Any]: ...
 
-    def post(self, path: str, json: Any = None, **kw: Unpack[RequestOptions]) -> dict[str, Any] | None: ...
+    def post(self, path: str, json: JsonValue = None, **kw: Unpack[RequestOptions]) -> dict[str, Any] | None: ...
 
-    def patch(self, path: str, json: Any = None, **kw: Unpack[RequestOptions]) -> dict[str, Any] | None: ...
+    def patch(self, path: str, json: JsonValue = None, **kw: Unpack[RequestOptions]) -> dict[str, Any] | None: ...
 
-    def put(self, path: str, json: Any = None, **kw: Unpack[RequestOptions]) -> dict[str, Any] | None: ...
+    def put(self, path: str, json: JsonValue = None, **kw: Unpack[RequestOptions]) -> dict[str, Any] | None: ...
 
     def delete(self, path: str, **kw: Unpack[RequestOptions]) -> None: ...
 

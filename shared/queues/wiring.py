@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from shared.config import HOST_STORAGE
+from shared.config import HOST_STORAGE, Settings
 
 SYNC_TRIGGER_CONNECTION = HOST_STORAGE  # the `connection` of the calendar-sync queue trigger
 RENEWAL_TRIGGER_CONNECTION = HOST_STORAGE  # the `connection` of the subscription-renewal queue trigger
@@ -62,7 +61,7 @@ def _from_connection_string(connection_string: str, source: str) -> QueueEndpoin
     return QueueEndpoint(CONNECTION_STRING, address, source, connection_string)
 
 
-def connection_endpoint(connection: str, settings: Any) -> QueueEndpoint | None:
+def connection_endpoint(connection: str, settings: Settings) -> QueueEndpoint | None:
     """What the Functions host reads for a trigger's `connection`: the setting itself (a connection
     string), else its `__queueServiceUri` or `__accountName` section; None when none is set."""
     values = settings.host_storage if connection == HOST_STORAGE else {}
@@ -77,7 +76,7 @@ def connection_endpoint(connection: str, settings: Any) -> QueueEndpoint | None:
     return None
 
 
-def app_endpoint(settings: Any) -> QueueEndpoint:
+def app_endpoint(settings: Settings) -> QueueEndpoint:
     """Where the app sends (and the CLI and status look): see the module docstring for the order."""
     if settings.queue_connection_string:
         return _from_connection_string(settings.queue_connection_string, "QUEUE_CONNECTION_STRING")

@@ -63,7 +63,7 @@ class Stored:
     version: str
     digest: str
     columns: dict[str, Any] = field(default_factory=dict)  # context/managed/meta values as stored
-    etag: Any = None
+    etag: str | None = None  # Table Storage: the entity's ETag, for If-Match
 
 
 COUNTER_ROUNDS = 20

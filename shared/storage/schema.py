@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from shared.jsontypes import JsonValue
 from shared.storage import timeconv
 
 TEXT, TIMESTAMP, BOOL, INT, JSON = "text", "timestamp", "bool", "int", "json"
@@ -95,7 +96,7 @@ def state(name: str, short: str, key: tuple[str, ...], *columns: Column) -> Tabl
 
 def _get(*path: str) -> Callable[[dict[str, Any]], Any]:
     def read(data: dict[str, Any]) -> Any:
-        value: Any = data
+        value: JsonValue = data
         for part in path:
             if not isinstance(value, dict):
                 return None

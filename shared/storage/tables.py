@@ -63,6 +63,8 @@ if TYPE_CHECKING:
     from azure.data.tables import TableClient, TableEntity
     from azure.storage.blob import BlobServiceClient
 
+    from shared.config import Settings
+
 Op = tuple[Any, ...]  # ("create" | "upsert" | "update" | "delete", entity[, options]): a transaction operation
 
 MAX_BATCH = 100
@@ -130,7 +132,7 @@ class TablesRepository(base.RepositoryBase[_Tx]):
         self._clients = {suffix: service.get_table_client(name) for suffix, name in self.tables.items()}
 
     @classmethod
-    def from_settings(cls, settings: Any) -> TablesRepository:
+    def from_settings(cls, settings: Settings) -> TablesRepository:
         prefix = settings.table_prefix or "calsync"
         if settings.tables_connection_string:
             from azure.storage.blob import BlobServiceClient
@@ -147,7 +149,7 @@ class TablesRepository(base.RepositoryBase[_Tx]):
             from azure.storage.blob import BlobServiceClient
 
             blobs = BlobServiceClient(settings.blobs_account_url, credential=credential)
-        return cls(TableServiceClient(endpoint=settings.tables_account_url, credential=credential),
+        return cls(TableServiceClient(endpoint=str(settings.tables_account_url), credential=credential),
                    prefix=prefix, blob_service=blobs)
 
     def _table_name(self, suffix: str) -> str:

@@ -26,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from shared.jsontypes import JsonValue
 from shared.storage.tablekeys import utf16_units
 
 DEGRADED_KEY = "_replica_degraded"
@@ -60,7 +61,7 @@ def _cut(text: str, units: int) -> str:
     return "".join(out)
 
 
-def _clean_value(value: Any, pattern: re.Pattern[str], path: str, changed: list[str]) -> Any:
+def _clean_value(value: JsonValue, pattern: re.Pattern[str], path: str, changed: list[str]) -> JsonValue:
     if isinstance(value, str):
         if pattern.search(value):
             changed.append(path)
