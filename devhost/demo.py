@@ -22,8 +22,13 @@ import random
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from devhost.host import DevHost
+    from graphsim import GraphSimulator
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / ".data" / "demo"
@@ -44,7 +49,7 @@ _NOT_IN_DEMO = ("QUEUE_CONNECTION_STRING", "QUEUE_ACCOUNT_URL", "KEY_VAULT_URL",
                 "TOKEN_URL", "APP_ONLY", "APP_ONLY_USERS", "APP_ONLY_GROUP")
 
 
-def configure(sim: Any, demo: dict[str, Any], base_url: str) -> dict[str, str]:
+def configure(sim: GraphSimulator, demo: dict[str, Any], base_url: str) -> dict[str, str]:
     """Settings for the app, as local.settings.json would give them; returns them."""
     from shared.config import HOST_STORAGE
 
@@ -71,7 +76,7 @@ def configure(sim: Any, demo: dict[str, Any], base_url: str) -> dict[str, str]:
     return values
 
 
-def start_simulator(port: int) -> tuple[Any, dict[str, Any]]:
+def start_simulator(port: int) -> tuple[GraphSimulator, dict[str, Any]]:
     from graphsim import GraphSimulator
     from graphsim.demo import seed
 
@@ -83,7 +88,7 @@ def start_simulator(port: int) -> tuple[Any, dict[str, Any]]:
     return sim, demo
 
 
-def sign_in(sim: Any, tenant: str, base_url: str, user_id: str) -> None:
+def sign_in(sim: GraphSimulator, tenant: str, base_url: str, user_id: str) -> None:
     """The browser's part of the sign-in: start -> authorize (consent) -> callback."""
     import requests
 
@@ -99,15 +104,15 @@ def sign_in(sim: Any, tenant: str, base_url: str, user_id: str) -> None:
 class Changer:
     """Changes events in the simulator and reports when each change is a row."""
 
-    def __init__(self, sim: Any, users: dict[str, str], say: Any) -> None:
+    def __init__(self, sim: GraphSimulator, users: dict[str, str], say: Callable[[str], None]) -> None:
         self.sim, self.users, self.say = sim, users, say
         self.rnd = random.Random()
 
     def _rows(self, user: str) -> dict[str, dict[str, Any]]:
         from shared.storage import open_repository
 
-        return {e.microsoft_event_id: {**e.data, "_calendar": e.microsoft_calendar_id}
-                for e in open_repository().list_events(user)}
+        return {e.microsoft_event_id: {**(e.data or {}), "_calendar": e.microsoft_calendar_id}
+                for e in open_repository().list_events(user) if e.microsoft_event_id}  # the key: always set
 
     def _calendar_names(self, user: str) -> dict[str, str]:
         return {c.id: c.name for c in self.sim.store.mailbox(user).calendars.values()}
@@ -161,8 +166,8 @@ class Changer:
         self.say(f"{name:<6} {where:<10} {kind:<7} {subject!r}: not replicated within 30 s (see the log)")
 
 
-def run(host_factory: Any, port: int, stop: threading.Event, interval: float = 3.0,
-        start: Any = None) -> int:
+def run(host_factory: Callable[[], DevHost], port: int, stop: threading.Event, interval: float = 3.0,
+        start: Callable[[DevHost], object] | None = None) -> int:
     """The whole demo; returns when `stop` is set. `start(host)` starts the host (default host.start())."""
     from shared.local_settings import DEMO_SETTINGS, write_demo_settings
 

@@ -157,7 +157,7 @@ def complete(settings: Settings, params: dict[str, str]) -> SigninResult:
 def linked_as(repo: Repository, graph_user_id: str) -> list[str]:
     """Account ids already linked to the Microsoft identity `graph_user_id` (normally none or one)."""
     return sorted(a.microsoft_user_id for a in repo.list_accounts()
-                  if a.graph_user_id == graph_user_id and a.status != "unlinked")
+                  if a.graph_user_id == graph_user_id and a.status != "unlinked" and a.microsoft_user_id)
 
 
 def account_id_for(repo: Repository, graph_user_id: str) -> str:

@@ -58,7 +58,7 @@ def reencrypt_all(repo: Repository, cipher: TokenCipher, report: RotationReport,
                   progress: Progress | None = None) -> None:
     """Bring every row to the current key; collect what could not be read."""
     target = cipher.current_key_id()
-    users = [u.microsoft_user_id for u in repo.list_users()]
+    users = [u.microsoft_user_id for u in repo.list_users() if u.microsoft_user_id]  # the key: always set
     report.total = len(users)
     for index, user_id in enumerate(users, 1):
         try:

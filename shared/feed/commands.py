@@ -6,7 +6,7 @@ import argparse
 import json
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     replay = subparsers.add_parser(
         "replay-webhooks", help="move dead-lettered webhook deliveries back to their queue (attempts reset)")
     replay.add_argument("--dry-run", action="store_true", help="only show what would be replayed")

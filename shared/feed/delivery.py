@@ -20,10 +20,18 @@ import email.utils
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.feed import signing
+
+if TYPE_CHECKING:
+    import requests
+
+    from shared.config import Settings
+    from shared.feed.endpoints import Endpoint
+    from shared.storage.base import Repository
 
 log = logging.getLogger("shared.feed")
 
@@ -63,13 +71,13 @@ def retry_after_seconds(value: str | None, now: float) -> int | None:
 
 def backoff_seconds(attempt: int, base: int, retry_after: int | None) -> int:
     """The delay before attempt `attempt + 1`: doubling from `base`, never shorter than Retry-After."""
-    delay = min(MAX_DELAY_SECONDS, base * 2 ** max(0, attempt - 1))
+    delay = min(MAX_DELAY_SECONDS, base * int(2 ** max(0, attempt - 1)))  # int(): typeshed types int ** int as Any
     if retry_after is not None:
         delay = max(delay, min(retry_after, MAX_DELAY_SECONDS))
     return delay
 
 
-def _post(endpoint: Any, secret: str, message: dict[str, Any], body: bytes, timeout: int) -> Any:
+def _post(endpoint: Endpoint, secret: str, message: dict[str, Any], body: bytes, timeout: int) -> requests.Response:
     import requests
 
     from shared import runtime
@@ -84,7 +92,7 @@ def _post(endpoint: Any, secret: str, message: dict[str, Any], body: bytes, time
     return session.post(endpoint.url, data=body, headers=headers, timeout=timeout, allow_redirects=False)
 
 
-def _counter(repo: Any, endpoint: str) -> Any:
+def _counter(repo: Repository, endpoint: str) -> Callable[[str], None]:
     """Count an outcome; figures are best effort: a failed count must not repeat a delivery."""
     def count(outcome: str) -> None:
         try:
@@ -95,7 +103,7 @@ def _counter(repo: Any, endpoint: str) -> Any:
     return count
 
 
-def deliver(job_text: str | bytes, settings: Any = None) -> Attempt:
+def deliver(job_text: str | bytes, settings: Settings | None = None) -> Attempt:
     """Run one delivery job from the webhook queue."""
     from shared.config import get_settings
     from shared.feed.fanout import job
@@ -150,7 +158,7 @@ def deliver(job_text: str | bytes, settings: Any = None) -> Attempt:
     return Attempt(name, "dead_lettered", status, error)
 
 
-def figures(settings: Any = None) -> dict[str, dict[str, Any]]:
+def figures(settings: Settings | None = None) -> dict[str, dict[str, Any]]:
     """Per configured endpoint: its URL and delivery counters (status shows them)."""
     from shared.config import get_settings
     from shared.storage import open_repository

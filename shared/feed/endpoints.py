@@ -17,7 +17,6 @@ import json
 import re
 import urllib.parse
 from dataclasses import dataclass
-from typing import Any
 
 from shared.feed.contract import KINDS
 
@@ -65,13 +64,13 @@ def check_url(url: str) -> str:
     return url
 
 
-def _strings(raw: Any, what: str) -> tuple[str, ...]:
+def _strings(raw: object, what: str) -> tuple[str, ...]:
     if not isinstance(raw, list) or not all(isinstance(v, str) and v for v in raw):
         raise ValueError(f"{what} must be a list of non-empty strings")
     return tuple(raw)
 
 
-def parse_endpoint(raw: Any) -> Endpoint:
+def parse_endpoint(raw: object) -> Endpoint:
     if not isinstance(raw, dict):
         raise ValueError("each webhook is an object with name and url")
     unknown = set(raw) - _KEYS

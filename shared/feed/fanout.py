@@ -12,9 +12,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from shared.queues import WEBHOOK_QUEUE
+
+if TYPE_CHECKING:
+    from shared.config import Settings
+    from shared.feed.endpoints import Endpoint
+    from shared.queues.base import Queue
 
 
 def job(endpoint: str, message: str, *, attempt: int = 1, queued_at: float | None = None,
@@ -26,7 +31,7 @@ def job(endpoint: str, message: str, *, attempt: int = 1, queued_at: float | Non
     return json.dumps(head, separators=(",", ":"))[:-1] + f',"message":{message}}}'
 
 
-def jobs_for(messages: Iterable[str], endpoints: Iterable[Any], now: float | None = None) -> list[str]:
+def jobs_for(messages: Iterable[str], endpoints: Iterable[Endpoint], now: float | None = None) -> list[str]:
     """A job per (message, endpoint that wants its kind and user)."""
     endpoints = tuple(endpoints)
     if not endpoints:
@@ -42,7 +47,7 @@ def jobs_for(messages: Iterable[str], endpoints: Iterable[Any], now: float | Non
     return out
 
 
-def publish(queue: Any, messages: Iterable[str], settings: Any = None) -> int:
+def publish(queue: Queue, messages: Iterable[str], settings: Settings | None = None) -> int:
     """Send `messages` to `queue` (unless FEED_QUEUES is off) and their jobs to the webhook queue.
 
     Returns how many feed messages were published (to the queue, the webhooks or both).
@@ -59,7 +64,7 @@ def publish(queue: Any, messages: Iterable[str], settings: Any = None) -> int:
     return len(messages)
 
 
-def send_jobs(messages: list[str], settings: Any) -> None:
+def send_jobs(messages: list[str], settings: Settings) -> None:
     """The delivery jobs of `messages` (one feed message each) for the configured endpoints."""
     jobs = jobs_for(messages, settings.webhooks)
     if jobs:

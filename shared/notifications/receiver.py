@@ -17,8 +17,12 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from shared.queues.messages import SyncRequest
 
 log = logging.getLogger("shared.notifications")
 
@@ -105,18 +109,19 @@ def parse_batch(body: bytes, content_type: str | None) -> list[Any] | Reply:
         doc = jsonbody.parse(body, max_bytes=MAX_BODY_BYTES)
     except jsonbody.BodyError as exc:
         return _error(exc.status, exc.message)
-    if not isinstance(doc, dict) or not isinstance(doc.get("value"), list):
+    items = doc.get("value") if isinstance(doc, dict) else None
+    if not isinstance(items, list):
         return _error(400, "expected a JSON object with a \"value\" array")
-    if len(doc["value"]) > MAX_ITEMS:
+    if len(items) > MAX_ITEMS:
         return _error(413, f"more than {MAX_ITEMS} notifications in one batch")
-    return doc["value"]
+    return items
 
 
 @dataclass
 class Routed:
     """Queue messages built from one batch."""
 
-    sync: dict[tuple[str, str | None, str | None, str | None], Any] = field(default_factory=dict)
+    sync: dict[tuple[str, str | None, str | None, str | None], SyncRequest] = field(default_factory=dict)
     outbound: list[str] = field(default_factory=list)
     rejected: int = 0
     malformed: int = 0
@@ -149,6 +154,7 @@ def route(items: list[Any], sid: str | None, kid: str | None, received_at: float
             out.outbound.append(_outbound_message(routing.value, item, received_at))
             continue
         calendar = routing.calendar_id  # a calendar's subscription: that calendar's delta round only
+        key: tuple[str, str | None, str | None, str | None]
         if event:
             key = (routing.value, calendar, event, subscription_id)
             out.sync[key] = SyncRequest(routing.value, "resync", lifecycle_event=event,
@@ -176,7 +182,8 @@ def _outbound_message(label: str, item: dict[str, Any], received_at: float) -> s
                    "received_at": received_at, "notification": clean})
 
 
-def handle(body: bytes, content_type: str | None, params: dict[str, str], *, enqueue: Any = None) -> Reply:
+def handle(body: bytes, content_type: str | None, params: dict[str, str], *,
+           enqueue: Callable[[Routed], None] | None = None) -> Reply:
     """One POST to /api/graph/notifications or /api/graph/lifecycle."""
     if "validationToken" in params or "validationtoken" in params:
         # The host already URL-decoded the query string: decoding again would corrupt a '%' or '+'.

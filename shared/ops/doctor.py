@@ -188,7 +188,7 @@ def check_users(settings: Settings, now: dt.datetime | None = None) -> Iterator[
     alive = live_subscription_ids(accounts, settings)
     for account in accounts:
         user_id = account.microsoft_user_id
-        if account.status == "unlinked":
+        if account.status == "unlinked" or not user_id:  # the key of a stored account is always set
             continue
         user = users.get(user_id)
         who = f"user {people.label(user_id, user.data if user else None)}"

@@ -21,7 +21,9 @@ from shared.ops import table
 from shared.storage import people
 
 if TYPE_CHECKING:
+    from shared.config import Settings
     from shared.storage.base import Repository
+    from shared.storage.types import AccountState, CalendarRow, CalendarSubscription, UserRow
 
 _ROW_TABLES = ("microsoft_calendar_v1", "microsoft_calendar_event_v1")
 
@@ -62,7 +64,7 @@ class SubscriptionStatus:
         """`events until 12-04 14:01Z (2d)` / `events expired 12-01 09:00Z` / `events missing`."""
         when = self.expires_at.astimezone(dt.UTC).strftime("%m-%d %H:%MZ") if self.expires_at else ""
         if self.state == "live":
-            return f"{self.resource} until {when} ({_duration(self.expires_in_minutes(now) * 60)})"
+            return f"{self.resource} until {when} ({_duration((self.expires_in_minutes(now) or 0) * 60)})"
         return f"{self.resource} {self.state} {when}".rstrip()
 
 
@@ -108,11 +110,12 @@ class UserStatus:
         }
 
 
-def calendar_states(subscriptions: list[Any], calendars: list[Any], alive: set[str] | None,
-                    now: dt.datetime) -> list[dict[str, Any]]:
+def calendar_states(subscriptions: list[CalendarSubscription], calendars: list[CalendarRow],
+                    alive: set[str] | None, now: dt.datetime) -> list[dict[str, Any]]:
     """One entry per replicated calendar: its subscription and whether Graph still holds it."""
-    names = {c.microsoft_calendar_id: c for c in calendars}
-    rows = {r.microsoft_calendar_id: r for r in subscriptions}
+    # `if ...microsoft_calendar_id`: the key of a stored row is always set; the test narrows its type.
+    names = {c.microsoft_calendar_id: c for c in calendars if c.microsoft_calendar_id}
+    rows = {r.microsoft_calendar_id: r for r in subscriptions if r.microsoft_calendar_id}
     entries = []
     for cal_id in sorted(set(names) | set(rows), key=lambda c: (not _is_default(names.get(c), rows.get(c)), c)):
         row, calendar = rows.get(cal_id), names.get(cal_id)
@@ -131,11 +134,11 @@ def calendar_states(subscriptions: list[Any], calendars: list[Any], alive: set[s
     return entries
 
 
-def _is_default(calendar: Any, row: Any) -> bool:
+def _is_default(calendar: CalendarRow | None, row: CalendarSubscription | None) -> bool:
     return bool((calendar is not None and calendar.is_default_calendar) or (row is not None and row.is_default))
 
 
-def _delta_mode(settings: Any, account: Any) -> str:
+def _delta_mode(settings: Settings | None, account: AccountState | None) -> str:
     from shared.sync.events import DELTA_FLAG, delta_other_calendars
 
     if settings is None or account is None:
@@ -151,9 +154,10 @@ def _parse_iso(value: str | None) -> dt.datetime | None:
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
 
 
-def user_status(account: Any, user: Any, rows: dict[str, int], now: dt.datetime, *,
-                calendars: list[dict[str, Any]] | None = None, settings: Any = None) -> UserStatus:
-    user_id = (account or user).microsoft_user_id
+def user_status(account: AccountState | None, user: UserRow | None, rows: dict[str, int], now: dt.datetime, *,
+                calendars: list[dict[str, Any]] | None = None, settings: Settings | None = None) -> UserStatus:
+    source = account if account is not None else user
+    user_id = (source.microsoft_user_id if source is not None else None) or ""
     sub_id = user.events_subscription_id if user else None
     expiration = user.events_subscription_expiration if user else None
     state = subscription_state(sub_id, expiration, now)
@@ -171,7 +175,7 @@ def user_status(account: Any, user: Any, rows: dict[str, int], now: dt.datetime,
     problems: list[str] = []
     notes: list[str] = []
     if status == "reauth_required":
-        problems.append(f"must sign in again: {account.status_reason or 'grant rejected'}")
+        problems.append(f"must sign in again: {(account.status_reason if account else None) or 'grant rejected'}")
     if status == "linked" and not covered and state != "live":
         problems.append(f"subscription {state}" + (f" since {_iso(expiration)}" if state == "expired" else ""))
     for entry in calendars if status == "linked" else []:
@@ -206,7 +210,7 @@ def user_status(account: Any, user: Any, rows: dict[str, int], now: dt.datetime,
     )
 
 
-def queue_depths(settings=None) -> dict[str, Any]:
+def queue_depths(settings: Settings | None = None) -> dict[str, int | str]:
     """Depth of every queue the app uses and of its poison queue; an unreachable queue shows its error."""
     from shared.queues import (
         NOTIFICATIONS_QUEUE,
@@ -218,7 +222,7 @@ def queue_depths(settings=None) -> dict[str, Any]:
         poison_queue_name,
     )
 
-    depths: dict[str, Any] = {}
+    depths: dict[str, int | str] = {}
     for name in (SYNC_QUEUE, poison_queue_name(SYNC_QUEUE), OUTBOUND_QUEUE, poison_queue_name(OUTBOUND_QUEUE),
                  NOTIFICATIONS_QUEUE, WEBHOOK_QUEUE, poison_queue_name(WEBHOOK_QUEUE),
                  RENEWAL_QUEUE, poison_queue_name(RENEWAL_QUEUE)):
@@ -233,7 +237,7 @@ def queue_depths(settings=None) -> dict[str, Any]:
 class StatusReport:
     generated_at: dt.datetime
     users: tuple[UserStatus, ...]
-    queues: dict[str, Any]
+    queues: dict[str, int | str]  # depth, or why it is unavailable
     webhooks: dict[str, Any] = field(default_factory=dict)  # per endpoint figures, or {"error": ...}
     renewal: dict[str, Any] | None = None  # the last renewal run's progress (None before the first run)
 
@@ -266,7 +270,7 @@ class StatusReport:
                 "webhooks": self.webhooks, "renewal": self.renewal}
 
 
-def collect(settings=None, *, now: dt.datetime | None = None, user_id: str | None = None,
+def collect(settings: Settings | None = None, *, now: dt.datetime | None = None, user_id: str | None = None,
             check_graph: bool = True) -> StatusReport:
     """The status of every account (or of `user_id`) and of the queues; `check_graph` asks Graph which
     subscriptions still exist."""
@@ -276,8 +280,9 @@ def collect(settings=None, *, now: dt.datetime | None = None, user_id: str | Non
     settings = settings or get_settings()
     now = now or dt.datetime.now(dt.UTC)
     repo = open_repository(settings)
-    accounts = {a.microsoft_user_id: a for a in repo.list_accounts()}
-    users = {u.microsoft_user_id: u for u in repo.list_users()}
+    # `if ...microsoft_user_id`: the key of a stored row is always set; the test narrows its type.
+    accounts = {a.microsoft_user_id: a for a in repo.list_accounts() if a.microsoft_user_id}
+    users = {u.microsoft_user_id: u for u in repo.list_users() if u.microsoft_user_id}
     ids = sorted(set(accounts) | set(users))
     if user_id is not None:
         wanted = people.resolve(repo, user_id)
@@ -287,13 +292,14 @@ def collect(settings=None, *, now: dt.datetime | None = None, user_id: str | Non
         from shared.subscriptions.check import live_subscription_ids
 
         alive = live_subscription_ids([accounts[i] for i in ids if i in accounts], settings)
-    subscriptions: dict[str, list[Any]] = {}
+    subscriptions: dict[str, list[CalendarSubscription]] = {}
     if user_id is None:
         rows = repo.list_calendar_subscriptions()
     else:  # one user, or nobody when the filter names no account (never every user's rows)
         rows = repo.list_calendar_subscriptions(ids[0]) if ids else []
     for row in rows:
-        subscriptions.setdefault(row.microsoft_user_id, []).append(row)
+        if row.microsoft_user_id:
+            subscriptions.setdefault(row.microsoft_user_id, []).append(row)
     entries = [user_status(accounts.get(i), users.get(i), repo.counts(i), now, settings=settings,
                            calendars=calendar_states(subscriptions.get(i, []), repo.list_calendars(i),
                                                      alive.get(i), now) if subscriptions.get(i) else [])
@@ -313,7 +319,7 @@ def renewal_progress(repo: Repository) -> dict[str, Any] | None:
         return {"error": f"unavailable: {type(exc).__name__}: {exc}"[:300]}
 
 
-def webhook_figures(settings) -> dict[str, Any]:
+def webhook_figures(settings: Settings) -> dict[str, Any]:
     """Per webhook endpoint: delivered, retried and dead-lettered deliveries (shared/feed/delivery.py)."""
     from shared.feed.delivery import figures
 
@@ -323,7 +329,7 @@ def webhook_figures(settings) -> dict[str, Any]:
         return {"error": f"unavailable: {type(exc).__name__}: {exc}"[:300]}
 
 
-def collect_status(settings=None, *, now: dt.datetime | None = None, user_id: str | None = None,
+def collect_status(settings: Settings | None = None, *, now: dt.datetime | None = None, user_id: str | None = None,
                    check_graph: bool = True) -> dict[str, Any]:
     """The status document (JSON-ready)."""
     return collect(settings, now=now, user_id=user_id, check_graph=check_graph).as_dict()

@@ -26,13 +26,13 @@ def enqueue_window_syncs(settings: Settings | None = None, *, now: dt.datetime |
     settings = settings or get_settings()
     repo = open_repository(settings)
     window = current_window(settings, now)
-    queued = []
+    queued: list[str] = []
     for account in repo.list_accounts():
-        if account.status != "linked":
-            continue
         user_id = account.microsoft_user_id
+        if account.status != "linked" or not user_id:  # the key of a stored account is always set
+            continue
         calendars = repo.list_calendars(user_id)
-        cursors = [repo.get_cursor(user_id, c.microsoft_calendar_id) for c in calendars]
+        cursors = [repo.get_cursor(user_id, c.microsoft_calendar_id) for c in calendars if c.microsoft_calendar_id]
         if calendars and all(c is not None and same_window((c.window_start, c.window_end), window) for c in cursors):
             continue
         enqueue_sync(SyncRequest(user_id, "window"), settings)

@@ -10,23 +10,30 @@ listing with its own token.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from shared.config import Settings
+    from shared.storage.types import AccountState
 
 log = logging.getLogger(__name__)
 
 
-def _ids(values: Any) -> set[str]:
+def _ids(values: Iterable[dict[str, Any]]) -> set[str]:
     return {s["id"] for s in values if isinstance(s, dict) and s.get("id")}
 
 
-def live_subscription_ids(accounts: list[Any], settings, *, workers: int = 8) -> dict[str, set[str] | None]:
+def live_subscription_ids(accounts: list[AccountState], settings: Settings, *,
+                          workers: int = 8) -> dict[str, set[str] | None]:
     """user id -> ids of the subscriptions Graph lists for that account; None when it could not be asked."""
     from shared.graph import app_client, client_for_user
 
     linked = [a for a in accounts if a.status == "linked"]
+    # `and a.microsoft_user_id`: the key of a stored account is always set; the test narrows its type.
     result: dict[str, set[str] | None] = {}
-    app_only = [a.microsoft_user_id for a in linked if a.mode == "app_only"]
+    app_only = [a.microsoft_user_id for a in linked if a.mode == "app_only" and a.microsoft_user_id]
     if app_only:
         try:
             held: set[str] | None = _ids(app_client(settings).iter_values("/subscriptions"))
@@ -42,7 +49,7 @@ def live_subscription_ids(accounts: list[Any], settings, *, workers: int = 8) ->
             log.warning("could not list the subscriptions of user %s: %s", user_id, exc)
             return user_id, None
 
-    others = [a.microsoft_user_id for a in linked if a.mode != "app_only"]
+    others = [a.microsoft_user_id for a in linked if a.mode != "app_only" and a.microsoft_user_id]
     if others:
         with ThreadPoolExecutor(max(1, min(workers, len(others))), thread_name_prefix="subcheck") as pool:
             result.update(pool.map(delegated, others))

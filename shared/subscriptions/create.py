@@ -17,10 +17,17 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict, Unpack
 
 from shared.graph.paths import segment
 from shared.subscriptions import limits
+
+if TYPE_CHECKING:
+    from shared.config import Settings
+    from shared.graph.client import GraphClient
+    from shared.graph.errors import GraphError
+    from shared.storage.base import Repository
+    from shared.storage.types import AccountChanges, AccountState, CalendarSubscription, SubscriptionChanges
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +66,23 @@ class CalendarRef:
     name: str = ""
 
 
+class RowState(TypedDict, total=False):
+    """What `store` may record beside the id and expiry (SubscriptionChanges without those two)."""
+
+    resource: str | None
+    state: str | None
+    is_default: bool | None
+    client_state_id: str | None
+    last_error: str | None
+    sync_started_at: dt.datetime | None
+    synced_at: dt.datetime | None
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _settings(settings):
+def _settings(settings: Settings | None) -> Settings:
     if settings is not None:
         return settings
     from shared.config import get_settings
@@ -71,13 +90,13 @@ def _settings(settings):
     return get_settings()
 
 
-def _repo(settings):
+def _repo(settings: Settings) -> Repository:
     from shared.storage import open_repository
 
     return open_repository(settings)
 
 
-def resource_for(account: Any, user_id: str, calendar_id: str) -> str:
+def resource_for(account: AccountState | None, user_id: str, calendar_id: str) -> str:
     """`me/calendars/{id}/events` for a signed-in user; `users/{uid}/calendars/{id}/events` app-only."""
     if account is not None and account.mode == "app_only":
         mailbox = f"users/{segment(account.graph_user_id or user_id)}"
@@ -86,7 +105,7 @@ def resource_for(account: Any, user_id: str, calendar_id: str) -> str:
     return f"{mailbox}/calendars/{segment(calendar_id)}/events"
 
 
-def client_for(user_id: str, settings=None) -> Any:
+def client_for(user_id: str, settings: Settings | None = None) -> GraphClient:
     """The user's Graph client (client_for_user picks the app token for app-only accounts).
 
     It sends `Prefer: IdType="ImmutableId"` when IMMUTABLE_IDS is on, so notifications
@@ -96,11 +115,11 @@ def client_for(user_id: str, settings=None) -> Any:
     return client_for_user(user_id, settings)
 
 
-def record_error(repo: Any, user_id: str, message: str | None, *, quota: bool = False) -> None:
+def record_error(repo: Repository, user_id: str, message: str | None, *, quota: bool = False) -> None:
     """Keep the last subscription problem on the account (status shows it); None clears it."""
     account = repo.get_account(user_id)
     extra = dict((account.extra if account else None) or {})
-    changes: dict[str, Any] = {}
+    changes: AccountChanges = {"extra": extra}
     if message is None:
         if not extra.get("subscription_error") and not (account and account.quota_error):
             return
@@ -111,10 +130,10 @@ def record_error(repo: Any, user_id: str, message: str | None, *, quota: bool = 
         changes["last_error_at"] = _now()
         if quota:
             changes["quota_error"] = message[:500]
-    repo.update_account(user_id, extra=extra, **changes)
+    repo.update_account(user_id, **changes)
 
 
-def _learn_limit(repo: Any, user_id: str, error: Any, asked: int) -> int | None:
+def _learn_limit(repo: Repository, user_id: str, error: GraphError, asked: int) -> int | None:
     """The smaller lifetime Graph reported in an ExtensionError, stored on the account."""
     if error.status != 400 or error.code != "ExtensionError":
         return None
@@ -126,7 +145,7 @@ def _learn_limit(repo: Any, user_id: str, error: Any, asked: int) -> int | None:
     return limit
 
 
-def failure(repo: Any, user_id: str, error: Any, action: str) -> SubscriptionError:
+def failure(repo: Repository, user_id: str, error: GraphError, action: str) -> SubscriptionError:
     if error.status == 403:
         message = (f"{action} refused (403 {error.code}): {error.message}. The mailbox may have reached "
                    "its subscription quota (1000 across all apps), or the app lacks Calendars.Read")
@@ -137,18 +156,17 @@ def failure(repo: Any, user_id: str, error: Any, action: str) -> SubscriptionErr
     return SubscriptionError(user_id, message)
 
 
-def store(repo: Any, user_id: str, calendar_id: str, subscription_id: str | None, expiration: dt.datetime | None,
-          *, is_default: bool | None = None, **changes: Any) -> None:
+def store(repo: Repository, user_id: str, calendar_id: str, subscription_id: str | None, expiration: dt.datetime | None,
+          **state: Unpack[RowState]) -> None:
     """Record a calendar's subscription; the default calendar's is mirrored on the user row."""
-    if is_default is not None:
-        changes["is_default"] = is_default
-    row = repo.update_calendar_subscription(user_id, calendar_id, subscription_id=subscription_id,
-                                            expiration=expiration, **changes)
+    changes: SubscriptionChanges = {"subscription_id": subscription_id, "expiration": expiration, **state}
+    row = repo.update_calendar_subscription(user_id, calendar_id, **changes)
     if row.is_default:
         repo.set_events_subscription(user_id, subscription_id, expiration)
 
 
-def create_subscription(user_id: str, settings=None, *, repo: Any = None, calendar: CalendarRef) -> Subscription:
+def create_subscription(user_id: str, settings: Settings | None = None, *, repo: Repository | None = None,
+                        calendar: CalendarRef) -> Subscription:
     """POST /subscriptions for one calendar and store the new id and expiry.
 
     An ExtensionError naming a smaller lifetime is remembered and the request
@@ -203,8 +221,8 @@ def create_subscription(user_id: str, settings=None, *, repo: Any = None, calend
     return Subscription(user_id, subscription_id, expiration, resource, created=True, calendar_id=calendar.id)
 
 
-def renew_one(user_id: str, calendar: CalendarRef, subscription_id: str, settings=None, *,
-              repo: Any = None) -> Subscription:
+def renew_one(user_id: str, calendar: CalendarRef, subscription_id: str, settings: Settings | None = None, *,
+              repo: Repository | None = None) -> Subscription:
     """PATCH one subscription's expiry; 404 (expired or removed) -> a new subscription.
 
     Used by `ensure_subscriptions` and the renewal run; app-only renewals go in bulk
@@ -237,15 +255,17 @@ def renew_one(user_id: str, calendar: CalendarRef, subscription_id: str, setting
                         calendar_id=calendar.id)
 
 
-def calendars_of(user_id: str, repo: Any, settings) -> list[CalendarRef]:
+def calendars_of(user_id: str, repo: Repository, settings: Settings) -> list[CalendarRef]:
     """The account's calendars, default first: the stored list, else the calendars already subscribed,
     else Graph's list (an account linked but not synced yet)."""
     rows = repo.list_calendars(user_id)
     subscribed = repo.list_calendar_subscriptions(user_id) if not rows else []
     if rows:
-        refs = [CalendarRef(r.microsoft_calendar_id, bool(r.is_default_calendar), r.name or "") for r in rows]
+        refs = [CalendarRef(r.microsoft_calendar_id, bool(r.is_default_calendar), r.name or "") for r in rows
+                if r.microsoft_calendar_id]  # always set: the key of a stored row
     elif subscribed:
-        refs = [CalendarRef(r.microsoft_calendar_id, bool(r.is_default)) for r in subscribed]
+        refs = [CalendarRef(r.microsoft_calendar_id, bool(r.is_default)) for r in subscribed
+                if r.microsoft_calendar_id]
     else:
         from shared.sync.worker import mailbox_prefix
 
@@ -257,8 +277,8 @@ def calendars_of(user_id: str, repo: Any, settings) -> list[CalendarRef]:
     return sorted(refs, key=lambda c: (not c.is_default, c.name.lower(), c.id))
 
 
-def ensure_subscriptions(user_id: str, settings=None, *, now: dt.datetime | None = None,
-                         repo: Any = None) -> list[Subscription]:
+def ensure_subscriptions(user_id: str, settings: Settings | None = None, *, now: dt.datetime | None = None,
+                         repo: Repository | None = None) -> list[Subscription]:
     """Every calendar of the account with a live subscription, and no subscription without a calendar.
 
     Per calendar: kept when it outlives the renewal horizon, renewed when it expires
@@ -273,7 +293,7 @@ def ensure_subscriptions(user_id: str, settings=None, *, now: dt.datetime | None
     horizon = limits.renewal_horizon(settings, now)
     calendars = calendars_of(user_id, repo, settings)
     cap = max(0, int(settings.max_calendar_subscriptions))
-    rows = {r.microsoft_calendar_id: r for r in repo.list_calendar_subscriptions(user_id)}
+    rows = {r.microsoft_calendar_id: r for r in repo.list_calendar_subscriptions(user_id) if r.microsoft_calendar_id}
     _drop_strays(user_id, repo, settings, rows, {c.id for c in calendars})
     results: list[Subscription] = []
     first_error: Exception | None = None
@@ -302,7 +322,8 @@ def ensure_subscriptions(user_id: str, settings=None, *, now: dt.datetime | None
     return results
 
 
-def _cap(user_id: str, calendar: CalendarRef, row: Any, repo: Any, settings) -> None:
+def _cap(user_id: str, calendar: CalendarRef, row: CalendarSubscription | None, repo: Repository,
+         settings: Settings) -> None:
     """Over the per-mailbox cap: no subscription; the safety-net sync keeps the calendar current."""
     if row is not None and row.state == CAPPED:
         return
@@ -314,14 +335,15 @@ def _cap(user_id: str, calendar: CalendarRef, row: Any, repo: Any, settings) -> 
           resource=None, last_error=None)
 
 
-def _drop_strays(user_id: str, repo: Any, settings, rows: dict[str, Any], calendars: set[str]) -> None:
+def _drop_strays(user_id: str, repo: Repository, settings: Settings, rows: dict[str, CalendarSubscription],
+                 calendars: set[str]) -> None:
     """Delete subscriptions of calendars that are gone, and a pre-per-calendar account-wide one."""
     gone = [cal for cal in rows if cal not in calendars]
     for cal in gone:
-        if rows[cal].subscription_id:
-            delete_quietly(user_id, rows[cal].subscription_id, settings)
-            log.info("user %s: calendar %s is gone; its subscription %s deleted", user_id, cal,
-                     rows[cal].subscription_id)
+        subscription_id = rows[cal].subscription_id
+        if subscription_id:
+            delete_quietly(user_id, subscription_id, settings)
+            log.info("user %s: calendar %s is gone; its subscription %s deleted", user_id, cal, subscription_id)
         if rows[cal].is_default:
             repo.set_events_subscription(user_id, None, None)
         rows.pop(cal)
@@ -333,18 +355,19 @@ def _drop_strays(user_id: str, repo: Any, settings, rows: dict[str, Any], calend
         repo.set_events_subscription(user_id, None, None)
 
 
-def ensure_subscription(user_id: str, settings=None, *, now: dt.datetime | None = None) -> Subscription | None:
+def ensure_subscription(user_id: str, settings: Settings | None = None, *,
+                        now: dt.datetime | None = None) -> Subscription | None:
     """`ensure_subscriptions`, answering the default calendar's subscription (the user row's)."""
     subscriptions = ensure_subscriptions(user_id, settings, now=now)
     return next((s for s in subscriptions if s.id == _default_id(user_id, settings)), None)
 
 
-def _default_id(user_id: str, settings) -> str | None:
+def _default_id(user_id: str, settings: Settings | None) -> str | None:
     user = _repo(_settings(settings)).get_user(user_id)
     return user.events_subscription_id if user else None
 
 
-def delete_quietly(user_id: str, subscription_id: str, settings) -> bool:
+def delete_quietly(user_id: str, subscription_id: str, settings: Settings | None) -> bool:
     from shared.auth.errors import AuthError
     from shared.graph import GraphError
 
@@ -360,7 +383,7 @@ def delete_quietly(user_id: str, subscription_id: str, settings) -> bool:
     return False
 
 
-def delete_subscription(user_id: str, settings=None) -> bool | None:
+def delete_subscription(user_id: str, settings: Settings | None = None) -> bool | None:
     """DELETE every subscription of the user and forget them (UNLINKED). None when there was none.
 
     Best effort: an orphan expires within days and its notifications are ignored."""
@@ -374,7 +397,7 @@ def delete_subscription(user_id: str, settings=None) -> bool | None:
     if not ids:
         return None
     deleted = all([delete_quietly(user_id, sub_id, settings) for sub_id in sorted(ids)])
-    repo.delete_calendar_subscriptions(user_id, [r.microsoft_calendar_id for r in rows])
+    repo.delete_calendar_subscriptions(user_id, [r.microsoft_calendar_id for r in rows if r.microsoft_calendar_id])
     if user is not None:
         repo.set_events_subscription(user_id, None, None)
     return deleted

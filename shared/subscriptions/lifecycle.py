@@ -16,9 +16,16 @@ subscriptions behind.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
 
 from shared.graph.paths import segment
+
+if TYPE_CHECKING:
+    from shared.config import Settings
+    from shared.queues.messages import SyncRequest
+    from shared.storage.base import Repository
+    from shared.storage.types import CalendarSubscription
+    from shared.subscriptions.create import CalendarRef
 
 log = logging.getLogger(__name__)
 
@@ -27,14 +34,14 @@ SUBSCRIPTION_REMOVED = "subscriptionRemoved"
 MISSED = "missed"
 
 
-def _calendar(repo: Any, user_id: str, calendar_id: str) -> Any:
+def _calendar(repo: Repository, user_id: str, calendar_id: str) -> tuple[CalendarSubscription | None, CalendarRef]:
     from shared.subscriptions.create import CalendarRef
 
     row = repo.get_calendar_subscription(user_id, calendar_id)
     return row, CalendarRef(calendar_id, bool(row and row.is_default))
 
 
-def handle_lifecycle(request: Any, settings=None) -> None:
+def handle_lifecycle(request: SyncRequest, settings: Settings | None = None) -> None:
     """Act on `request.lifecycle_event` for `request.user_id` (a SyncRequest).
 
     A calendar's subscription (`request.calendar_id`) is reauthorized or recreated

@@ -18,6 +18,10 @@ from __future__ import annotations
 import datetime as dt
 import re
 from functools import lru_cache
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from shared.config import Settings
 
 _LIMIT = re.compile(r"can only be\s+(\d+)\s+minutes", re.IGNORECASE)
 # Requests ask for a minute less than the limit: a clock slightly ahead of Graph's must not
@@ -35,7 +39,7 @@ def parse_extension_limit(message: str | None) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def lifetime_minutes(settings, learned: int | None = None) -> int:
+def lifetime_minutes(settings: Settings, learned: int | None = None) -> int:
     """The configured lifetime, lowered to a limit Graph reported for this account."""
     configured = int(settings.subscription_lifetime_minutes)
     return min(configured, learned) if learned else configured
@@ -127,7 +131,7 @@ def schedule_period(expression: str) -> dt.timedelta:
     return max(longest, dt.timedelta(minutes=1))
 
 
-def renewal_horizon(settings, now: dt.datetime | None = None) -> dt.datetime:
+def renewal_horizon(settings: Settings, now: dt.datetime | None = None) -> dt.datetime:
     """Subscriptions expiring before this moment are renewed now."""
     now = now or dt.datetime.now(dt.UTC)
     period = schedule_period(settings.renewal_schedule)

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from shared.config import Settings
     from shared.graph import GraphError
     from shared.storage.base import Repository
+    from shared.storage.types import AccountState, CalendarSubscription
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ class RenewalReport:
 @dataclass(frozen=True)
 class _Item:
     user_id: str
-    account: Any  # an AccountState (its class is generated from the table spec, so mypy cannot see its fields)
+    account: AccountState
     subscription_id: str | None
     expiration: dt.datetime | None
     calendar: CalendarRef | None = None  # None: the account has no calendar subscriptions yet
@@ -318,30 +319,31 @@ def _list_app_subscriptions(settings: Settings) -> set[str]:
 def _plan(repo: Repository, settings: Settings, now: dt.datetime, user_ids: Iterable[str] | None = None) -> _Plan:
     """Sort the calendar subscriptions of linked accounts into create / renew / check: of every account
     (one read of all rows), or of `user_ids` only (a shard: one read per account)."""
-    # Row classes are generated from the table specs, so their fields are invisible to mypy: Any.
-    accounts: list[Any]
-    rows: dict[str, list[Any]] = {}
+    accounts: list[AccountState]
+    rows: dict[str, list[CalendarSubscription]] = {}
     if user_ids is None:
         accounts = list(repo.list_accounts())
-        every_row: list[Any] = repo.list_calendar_subscriptions()
-        for row in every_row:
-            rows.setdefault(row.microsoft_user_id, []).append(row)
+        for row in repo.list_calendar_subscriptions():
+            if row.microsoft_user_id:  # the key of a stored row: always set
+                rows.setdefault(row.microsoft_user_id, []).append(row)
     else:
         accounts = [a for a in (repo.get_account(u) for u in dict.fromkeys(user_ids)) if a is not None]
         rows = {a.microsoft_user_id: repo.list_calendar_subscriptions(a.microsoft_user_id) for a in accounts
-                if a.status == "linked"}
+                if a.status == "linked" and a.microsoft_user_id}
     horizon = limits.renewal_horizon(settings, now)
     plan = _Plan()
     for account in accounts:
         if account.status != "linked":
             continue
         user_id = account.microsoft_user_id
+        if not user_id:  # the key of a stored account: always set
+            continue
         plan.linked.append(user_id)
         if not rows.get(user_id):
             plan.create.append(_Item(user_id, account, None, None))
             continue
         for row in rows[user_id]:
-            if row.state == CAPPED:
+            if row.state == CAPPED or not row.microsoft_calendar_id:  # the key is always set
                 continue
             item = _Item(user_id, account, row.subscription_id, row.expiration,
                          CalendarRef(row.microsoft_calendar_id, bool(row.is_default)))

@@ -18,7 +18,7 @@ import json
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from shared.config import Settings
@@ -69,8 +69,7 @@ class RenewalPlan:
 
 def _linked(repo: Repository) -> Iterator[tuple[str, str]]:
     """(id, mode) of the linked accounts, one at a time (the planner keeps only the shards being filled)."""
-    accounts: list[Any] = repo.list_accounts()  # generated row class: its fields are invisible to mypy
-    for account in accounts:
+    for account in repo.list_accounts():
         if account.status == "linked":
             yield str(account.microsoft_user_id), str(account.mode or "delegated")
 
