@@ -16,7 +16,8 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "CHANGE_FEED.md"
 
 def documented_verifier():
     """`verify_webhook` exactly as the documentation shows it."""
-    (code,) = re.findall(r"```python\n(.*?)```", DOC.read_text(encoding="utf-8"), re.S)
+    (code,) = [block for block in re.findall(r"```python\n(.*?)```", DOC.read_text(encoding="utf-8"), re.S)
+               if "def verify_webhook(" in block]
     scope: dict = {}
     exec(compile(code, str(DOC), "exec"), scope)  # noqa: S102 - our own documentation's snippet
     return scope["verify_webhook"]

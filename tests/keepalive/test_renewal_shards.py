@@ -127,7 +127,7 @@ def test_a_failing_subscription_or_shard_stops_no_other(keep, monkeypatch):
     is renewed and status shows the run unfinished."""
     from graphsim.util import GraphError
     from shared.queues import RENEWAL_QUEUE, open_queue, poison_queue_name
-    from shared.storage.base import Repository
+    from shared.storage.base import RepositoryBase
     from shared.subscriptions.shards import plan_renewal
 
     users = _link_mixed(keep)
@@ -147,14 +147,14 @@ def test_a_failing_subscription_or_shard_stops_no_other(keep, monkeypatch):
     healthy = next(s for s in shards if users[2] in s)  # holds the subscription Graph fails
     failing = next(s for s in shards if users[2] not in s)
     unreadable = failing[0]
-    original_get = Repository.get_account
+    original_get = RepositoryBase.get_account
 
     def get_account(self, user_id):
         if user_id == unreadable:
             raise OSError("storage unavailable for this account")
         return original_get(self, user_id)
 
-    monkeypatch.setattr(Repository, "get_account", get_account)
+    monkeypatch.setattr(RepositoryBase, "get_account", get_account)
     _run_worker(_host())
 
     poison = open_queue(poison_queue_name(RENEWAL_QUEUE)).peek(32)
