@@ -43,6 +43,17 @@ def repo(request: pytest.FixtureRequest, tmp_path) -> Iterator[Repository]:
         repository.close()
 
 
+@pytest.fixture
+def pg_repo(request: pytest.FixtureRequest, tmp_path) -> Iterator[Repository]:
+    """A fresh PostgreSQL repository, for what only that backend has (its bulk strategies)."""
+    repository = make_repository("postgres", request, tmp_path)
+    repository.ensure_schema()
+    try:
+        yield repository
+    finally:
+        repository.close()
+
+
 def race(contenders: list[Repository], attempt: Callable[[int, Repository], bool]) -> list[int]:
     """Every contender runs `attempt(index, repository)` at once (one thread each, released together);
     returns the indexes of those for which it returned true."""

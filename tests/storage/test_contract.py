@@ -10,6 +10,7 @@ import pytest
 
 from shared.storage import migrations, schema
 from shared.storage.base import Repository
+from shared.storage.postgres import PostgresRepository
 
 USER = "user-1"
 CAL = "AAMkAGI2/cal+1=="
@@ -202,11 +203,10 @@ def test_chunked_write_is_one_unit_in_key_order(repo: Repository):
 
 
 @pytest.mark.parametrize("strategy", ["unnest", "copy", "executemany"])
-def test_every_postgres_merge_strategy_has_the_same_effect(repo: Repository, strategy: str):
+def test_every_postgres_merge_strategy_has_the_same_effect(pg_repo: PostgresRepository, strategy: str):
     """Page-sized chunks merge through unnest arrays, large ones through COPY; either way (and the
     executemany fallback) older versions never win, unchanged rows are not written, hostile text is cleaned."""
-    if repo.backend != "postgres":
-        pytest.skip("bulk strategies are PostgreSQL's")
+    repo = pg_repo
     repo.bulk_strategy = strategy
     repo.chunk_size = 4
     ids = [f"s{i:02d}" for i in range(10)]
