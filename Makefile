@@ -17,7 +17,7 @@ help:
 	@echo "make test            - install what is needed, lint, and run every test against real services"
 	@echo "                       (the first run downloads and installs about 1 GB: .venv ~580 MB,"
 	@echo "                       .venv-infra ~290 MB, node_modules ~190 MB; about 7 minutes)"
-	@echo "make lint            - ruff over the Python code"
+	@echo "make lint            - ruff and mypy over the Python code (mypy strict on shared/; pyproject.toml)"
 	@echo "make typecheck       - mypy: strict on shared/, basic on graphsim/ and devhost/ (pyproject.toml)"
 	@echo "make lint-infra      - check the infrastructure templates (infra/check.sh: parse, checkov in .venv-infra)"
 	@echo "make graphsim        - the Graph simulator alone, with a demo tenant"
@@ -55,7 +55,7 @@ fuzz: venv
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_KEYED_EXAMPLES=$(FUZZ_KEYED_EXAMPLES) \
 		$(BIN)/python -m pytest tests/fuzz -q -s -o timeout=0 $(PYTEST_ARGS)
 
-lint: venv
+lint: venv typecheck
 	$(BIN)/ruff check .
 
 typecheck: venv

@@ -10,6 +10,9 @@ Then totals and the depths of the sync, outbound and poison queues, so a
 message that failed maxDequeueCount times is visible. The records are typed
 (`UserStatus`, `SubscriptionStatus`); the JSON document and the terminal table
 are two renderings of them.
+
+Longer than most modules because the records, their collection and both renderings
+change together: a field added to status is added once, here.
 """
 from __future__ import annotations
 

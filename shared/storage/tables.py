@@ -30,6 +30,10 @@ Key design (see also docs/STORAGE.md):
   are `UpdateMode.REPLACE` with `If-Match`, inserts are `create`; a 409/412/404
   fails the transaction and the whole unit is re-read and retried.
 - Integers are INT64 properties; timestamps are Edm.DateTime (UTC).
+
+Longer than the SQL backends: Table Storage has no statements to lean on, so key encoding,
+data slicing, ordered transaction slices and If-Match retries are this module's own code,
+and they only make sense read together.
 """
 
 from __future__ import annotations

@@ -19,6 +19,10 @@ mix tokens); many mailboxes run at once in a thread pool while the GraphClient
 keeps each mailbox at MAX_REQUESTS_PER_MAILBOX in flight.
 Every subscription is handled on its own: one failure is recorded on that account
 and never stops the others.
+
+One module for the whole run and a shard's run because both take the same decisions
+(plan, batch, check, recreate) over a different set of accounts; splitting it would
+separate a decision from the requests that carry it out.
 """
 
 from __future__ import annotations
