@@ -46,6 +46,7 @@ def _status_kb(field: str) -> int:
 def _serve_simulator(conn: Any, events: int) -> None:
     """The simulator's process: seed a tenant and a user with `events` events, serve until told to stop."""
     from bench_backfill import seed
+
     from graphsim import GraphSimulator
 
     sim = GraphSimulator().start()

@@ -112,7 +112,6 @@ def _round(ctx: SyncContext, calendar_id: str, source: Source, url: str, params:
             if ctx.crash_after_pages is not None and ctx.progress.pages >= ctx.crash_after_pages:
                 raise SimulatedCrash(f"simulated crash after {ctx.progress.pages} pages")
     if full_round:
-        round_masters.finish(delta_link)
         deleted_any = bool(repo.finish_full_round(user, calendar_id)) or deleted_any
     if resumed or deleted_any:  # only then can a master be orphaned, or one be missing
         masters.reconcile(ctx, calendar_id)
