@@ -10,7 +10,9 @@ issue 19 asks to keep within 1.5x (it was ~5.6x when the ids of a round were
 held in Python sets).
 
 Run: .venv/bin/python bench/bench_memory.py [--sizes 10000,50000,100000] [--backend postgres|sqlite|both]
-     [--pg-dsn DSN] [--page-size 100]
+     [--pg-dsn DSN] [--page-size 100] [--compare main]
+`--compare REF` runs the same measurements on the code of git REF too (exported to a temporary
+directory, this script and the same interpreter), printed beside this tree's.
 PostgreSQL: PG_DSN or 127.0.0.1:5432 (a throwaway database is created and dropped). Linux only (/proc).
 """
 
@@ -29,7 +31,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(os.environ.get("BENCH_CODE_ROOT") or Path(__file__).resolve().parents[1])  # --compare: another tree
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
@@ -152,6 +154,7 @@ def main() -> None:
     parser.add_argument("--backend", choices=["postgres", "sqlite", "both"], default="both")
     parser.add_argument("--pg-dsn", default=os.environ.get("PG_DSN") or "host=127.0.0.1 port=5432 user=postgres "
                                                                          "dbname=postgres")
+    parser.add_argument("--compare", metavar="REF", help="also measure the code of this git ref (e.g. main)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -162,25 +165,32 @@ def main() -> None:
         print(json.dumps(child(args.backend, sizes[0], args.page_size, args.pg_dsn)), flush=True)
         return
     backends = ["postgres", "sqlite"] if args.backend == "both" else [args.backend]
+    trees = [("this tree", str(ROOT))]
+    if args.compare:
+        exported = tempfile.mkdtemp(prefix="bench-memory-code-")
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", args.compare], capture_output=True, check=True)
+        subprocess.run(["tar", "-x", "-C", exported], input=archive.stdout, check=True)
+        trees.append((args.compare, exported))
     for backend in backends:
-        growth: dict[int, int] = {}
-        for size in sizes:
-            done = subprocess.run([sys.executable, __file__, "--child", "--backend", backend, "--sizes", str(size),
-                                   "--page-size", str(args.page_size), "--pg-dsn", args.pg_dsn],
-                                  capture_output=True, text=True, check=False)
-            if done.returncode != 0:
-                print(f"{backend:<9} {size:>7} events: failed\n{done.stderr[-2000:]}")
-                continue
-            result = json.loads(done.stdout.strip().splitlines()[-1])
-            growth[size] = result["growth_kb"]
-            print(f"{backend:<9} {size:>7} events  {result['rows']:>7} rows  {result['seconds']:7.1f}s  "
-                  f"RSS before {result['rss_before_kb'] / 1024:6.1f} MB  peak +{result['growth_kb'] / 1024:6.1f} MB  "
-                  f"({result['status']})", flush=True)
-        if len(growth) > 1:
-            low, high = min(growth), max(growth)
-            ratio = growth[high] / growth[low] if growth[low] else float("inf")
-            print(f"{backend:<9} peak growth {high}/{low} events: {ratio:.2f}x", flush=True)
-
+        for label, root in trees:
+            growth: dict[int, int] = {}
+            for size in sizes:
+                done = subprocess.run([sys.executable, __file__, "--child", "--backend", backend, "--sizes", str(size),
+                                       "--page-size", str(args.page_size), "--pg-dsn", args.pg_dsn],
+                                      capture_output=True, text=True, check=False,
+                                      env={**os.environ, "BENCH_CODE_ROOT": root})
+                if done.returncode != 0:
+                    print(f"{backend:<9} {label:<10} {size:>7} events: failed\n{done.stderr[-2000:]}")
+                    continue
+                result = json.loads(done.stdout.strip().splitlines()[-1])
+                growth[size] = result["growth_kb"]
+                print(f"{backend:<9} {label:<10} {size:>7} events  {result['rows']:>7} rows  "
+                      f"{result['seconds']:7.1f}s  RSS before {result['rss_before_kb'] / 1024:6.1f} MB  "
+                      f"peak +{result['growth_kb'] / 1024:6.1f} MB  ({result['status']})", flush=True)
+            if len(growth) > 1:
+                low, high = min(growth), max(growth)
+                ratio = growth[high] / growth[low] if growth[low] else float("inf")
+                print(f"{backend:<9} {label:<10} peak growth {high}/{low} events: {ratio:.2f}x", flush=True)
 
 if __name__ == "__main__":
     main()
