@@ -333,6 +333,10 @@ class Repository(ABC):
         """Delete every round marker of the calendar, in batches of bounded size (outside any unit)."""
 
     @abstractmethod
+    def _distinct(self, spec: TableSpec, partition: str, column: str, filters: dict[str, Any]) -> set[Any]:
+        """The distinct non-null values of `column` among the rows matching `filters` (held as values, not rows)."""
+
+    @abstractmethod
     def _claim_flow(self, key: str, expires_at_ms: int) -> bool:
         """Insert the marker `key` unless it exists; True for the one caller whose insert made it."""
 
@@ -759,6 +763,22 @@ class Repository(ABC):
         if any(isinstance(v, list | set | tuple) and not v for v in filters.values()):
             return []
         return self._select(spec, user_id, {spec.partition: user_id, **filters}, columns=list(columns))
+
+    def distinct(self, table: str, user_id: str, column: str, **filters: Any) -> set[Any]:
+        """The distinct non-null values of one column of the user's rows, filtered like `select`.
+
+        For questions about many rows whose answer is small (the series a calendar's instances
+        reference): memory follows the answer, not the number of rows.
+        """
+        spec = schema.BY_NAME[table]
+        if not spec.replicated:
+            raise ValueError(f"distinct reads the replicated tables, not {table}")
+        unknown = ({column} | set(filters)) - set(spec.names())
+        if unknown:
+            raise ValueError(f"{table} has no columns {sorted(unknown)}")
+        if any(isinstance(v, list | set | tuple) and not v for v in filters.values()):
+            return set()
+        return self._distinct(spec, user_id, column, {spec.partition: user_id, **filters})
 
     # ------------------------------------------------------------------ counters
     def increment(self, name: str, by: int = 1) -> int:

@@ -448,7 +448,7 @@ class TablesRepository(base.Repository):
         return deleted
 
     def _pages(self, spec: TableSpec, partition: str, bounds: dict[str, str], select: list[str],
-               **equal: str) -> Iterator[list[dict[str, Any]]]:
+               **equal: Any) -> Iterator[list[dict[str, Any]]]:
         """The partition's entities of `spec` within RowKey `bounds` (operator -> value, e.g. {"ge": lo,
         "lt": hi}) and with these property values, page by page in RowKey order: what a scan over a
         large partition holds at a time."""
@@ -501,6 +501,18 @@ class TablesRepository(base.Repository):
             with suppress(base.Conflict):  # removed meanwhile by another purge: the next one sweeps the rest
                 self._commit(self._clients["events"],
                              [("delete", {"PartitionKey": e["PartitionKey"], "RowKey": e["RowKey"]}) for e in page])
+
+    def _distinct(self, spec: TableSpec, partition: str, column: str, filters: dict[str, Any]) -> set[Any]:
+        """Streams the partition's rows of `spec` page by page (equalities filtered by the service)."""
+        prefix = _PLACEMENT[spec.name][1]
+        equal = {name: value for name, value in filters.items()
+                 if name != spec.partition and not isinstance(value, list | tuple | set | frozenset)}
+        values: set[Any] = set()
+        for page in self._pages(spec, partition, {"ge": prefix, "lt": _upper_bound(prefix)},
+                                list(dict.fromkeys([column, *filters])), **equal):
+            values.update(self._value(spec.column(column).type, e.get(column)) for e in page
+                          if e.get(column) is not None and self._matches(spec, e, filters))
+        return values
 
     def _put(self, tx: _Tx, spec: TableSpec, partition: str, rows: list[dict[str, Any]]) -> None:
         table = _PLACEMENT[spec.name][0]

@@ -27,6 +27,7 @@ from shared.sync.mapping import PageItems, event_row
 
 log = logging.getLogger("shared.sync")
 MASTER = "seriesMaster"
+INSTANCE_TYPES = ("occurrence", "exception")  # the event types that carry seriesMasterId
 
 
 def fetch(ctx: SyncContext, ids: set[str]) -> list[dict[str, Any]]:
@@ -111,10 +112,15 @@ def _select(ctx: SyncContext, calendar_id: str, filters: dict[str, Any], columns
 
 
 def reconcile(ctx: SyncContext, calendar_id: str) -> None:
-    """Delete masters no stored instance references; fetch referenced masters we lack (after a crash)."""
-    rows = _select(ctx, calendar_id, {}, ["microsoft_event_id", "type", "series_master_id"])
-    masters = {r["microsoft_event_id"] for r in rows if r["type"] == MASTER}
-    referenced = {r["series_master_id"] for r in rows if r["series_master_id"] and r["type"] != MASTER}
+    """Delete masters no stored instance references; fetch referenced masters we lack (after a crash).
+
+    Reads the series ids only (the calendar's masters, the distinct series its instances name),
+    not a row per event, so memory follows the number of series, not of events."""
+    from shared.storage.schema import EVENTS
+
+    masters = {r["microsoft_event_id"] for r in _select(ctx, calendar_id, {"type": MASTER}, ["microsoft_event_id"])}
+    referenced: set[str] = ctx.repo.distinct(EVENTS.name, ctx.user_id, "series_master_id",
+                                             microsoft_calendar_id=calendar_id, type=list(INSTANCE_TYPES))
     if masters - referenced:
         ctx.repo.delete_events(ctx.user_id, masters - referenced)
     if referenced - masters:

@@ -98,3 +98,20 @@ def test_finish_memory_does_not_grow_with_the_calendar(backend, request, tmp_pat
     finally:
         repo.close()
     assert large < 1.5 * small + 64 * 1024, (small, large)
+
+
+def test_distinct_answers_with_values_not_rows(repo: Repository):
+    repo.upsert_events(USER, CAL, [event("m1", type="seriesMaster"),
+                                   event("o1", type="occurrence", seriesMasterId="m1"),
+                                   event("o2", type="occurrence", seriesMasterId="m1"),
+                                   event("x1", type="exception", seriesMasterId="m2"),
+                                   event("s1", type="singleInstance")])
+    repo.upsert_events(USER, "cal-2", [event("o3", type="occurrence", seriesMasterId="m3")])
+    assert repo.distinct(EVENTS, USER, "series_master_id", microsoft_calendar_id=CAL) == {"m1", "m2"}
+    assert repo.distinct(EVENTS, USER, "series_master_id", microsoft_calendar_id=CAL,
+                         type=["exception"]) == {"m2"}
+    assert repo.distinct(EVENTS, USER, "type", microsoft_calendar_id="cal-2") == {"occurrence"}
+    assert repo.distinct(EVENTS, "someone-else", "series_master_id") == set()
+    assert repo.distinct(EVENTS, USER, "series_master_id", type=[]) == set()
+    with pytest.raises(ValueError):
+        repo.distinct(EVENTS, USER, "no_such_column")
