@@ -95,6 +95,7 @@ class RepositoryCore(ABC, Generic[TxT]):
     # write). A backend whose `_upsert_ordered` overlaps mapping with the database's work sets False.
     map_ahead: bool = True
     text_rules: TextRules = textsafety.AS_IS  # what the backend stores as is (textsafety.py)
+    reconcile_chunk: int = 1000  # unseen rows a finishing round deletes (and records) per unit
 
     # ------------------------------------------------------------------ primitives
     @abstractmethod
@@ -153,6 +154,24 @@ class RepositoryCore(ABC, Generic[TxT]):
         Serializes the user's writers until `tx` ends (row lock, or an If-Match write that fails the
         transaction with Conflict), so one user's seq order is their commit order.
         """
+
+    @abstractmethod
+    def _delete_unseen(self, tx: TxT, user_id: str, calendar_id: str, round_id: str, after: str | None,
+                       limit: int) -> tuple[list[str], str | None]:
+        """Delete up to `limit` of the calendar's event rows that have no round marker (SEEN) of `round_id`.
+
+        Returns their ids and where the next call may resume its scan (passed back as `after`; None
+        starts from the beginning). The database picks the rows, so neither the calendar's ids nor
+        the round's markers are ever held in memory (issue 19: memory independent of the mailbox).
+        """
+
+    @abstractmethod
+    def _purge_seen(self, user_id: str, calendar_id: str) -> None:
+        """Delete every round marker of the calendar, in batches of bounded size (outside any unit)."""
+
+    @abstractmethod
+    def _distinct(self, spec: TableSpec, partition: str, column: str, filters: dict[str, Any]) -> set[Any]:
+        """The distinct non-null values of `column` among the rows matching `filters` (held as values, not rows)."""
 
     @abstractmethod
     def _claim_flow(self, key: str, expires_at_ms: int) -> bool:

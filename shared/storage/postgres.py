@@ -317,6 +317,14 @@ class PostgresRepository(SqlRepository[PgConnection]):
             with tx.cursor() as cur:
                 cur.executemany(query, params)
 
+    def _distinct(self, spec: TableSpec, partition: str, column: str, filters: dict[str, Any]) -> set[Any]:
+        where, params = _where(spec, filters)
+        col = spec.column(column)
+        query = sql.SQL("SELECT DISTINCT {} FROM {}{}").format(sql.Identifier(col.name), sql.Identifier(spec.name),
+                                                               where)
+        with self.pool.connection() as conn:
+            return {_decode(col.type, row[0]) for row in conn.execute(query, params) if row[0] is not None}
+
     def _count(self, spec: TableSpec, partition: str | None) -> int:
         where, params = _where(spec, {spec.partition: partition} if partition else {})
         with self.pool.connection() as conn:

@@ -134,5 +134,21 @@ class ReplicaRows(RepositoryCore[TxT]):
             return []
         return self._select(spec, user_id, {spec.partition: user_id, **filters}, columns=list(columns))
 
+    def distinct(self, table: str, user_id: str, column: str, **filters: object) -> set[Any]:
+        """The distinct non-null values of one column of the user's rows, filtered like `select`.
+
+        For questions about many rows whose answer is small (the series a calendar's instances
+        reference): memory follows the answer, not the number of rows.
+        """
+        spec = schema.BY_NAME[table]
+        if not spec.replicated:
+            raise ValueError(f"distinct reads the replicated tables, not {table}")
+        unknown = ({column} | set(filters)) - set(spec.names())
+        if unknown:
+            raise ValueError(f"{table} has no columns {sorted(unknown)}")
+        if any(isinstance(v, list | set | tuple) and not v for v in filters.values()):
+            return set()
+        return self._distinct(spec, user_id, column, {spec.partition: user_id, **filters})
+
     def counts(self, user_id: str | None = None) -> dict[str, int]:
         return {spec.name: self._count(spec, user_id) for spec in (USERS, CALENDARS, EVENTS, ACCOUNTS, CURSORS)}

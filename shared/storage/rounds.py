@@ -103,37 +103,53 @@ class SyncRounds(RepositoryCore[TxT]):
         return dataclasses.replace(result, skipped=skipped) if skipped else result
 
     def finish_full_round(self, user_id: str, calendar_id: str) -> list[str]:
-        """Delete the calendar's local rows not written during the round; end the round."""
-        cursor_key = {"microsoft_user_id": user_id, "microsoft_calendar_id": calendar_id}
+        """Delete the calendar's local rows no page of the round wrote; end the round. Returns their ids.
 
-        def unit(tx: TxT) -> list[str]:
+        In units of `reconcile_chunk` rows, each deleted with its outbox entries; the unit that finds
+        fewer also ends the round in its cursor, so a crash in between leaves a round that the next
+        sync finishes (rows deleted already are not found again). Memory stays flat however large
+        the calendar: the database picks the unseen rows (`_delete_unseen`); only the deleted ids
+        (the rows that vanished from Graph) are returned. The round's markers are dropped once the
+        round has ended (`_purge_seen`); markers a crash leaves there belong to no live round (a new
+        round has a new id) and go with the next round's.
+        """
+        cursor_key = {"microsoft_user_id": user_id, "microsoft_calendar_id": calendar_id}
+        deleted: list[str] = []
+        after: str | None = None
+        ended = False
+
+        def unit(tx: TxT) -> tuple[list[str], str | None, bool]:
             cursor = self._get(CURSORS, user_id, cursor_key, tx)
             if not cursor or not cursor.get("round_id"):
-                return []
-            round_key = {**cursor_key, "round_id": cursor["round_id"]}
-            seen = {r["microsoft_event_id"] for r in self._select(SEEN, user_id, round_key, tx,
-                                                                  columns=["microsoft_event_id"])}
-            local = {r["microsoft_event_id"] for r in self._select(EVENTS, user_id, cursor_key, tx,
-                                                                   columns=["microsoft_event_id"])}
-            unseen = sorted(local - seen)
-            deleted = self._delete(tx, EVENTS, user_id, {**cursor_key, "microsoft_event_id": unseen}) if unseen else []
-            self._record(tx, user_id, [ChangedRow(EVENTS.name, i, "deleted", None) for i in deleted])
-            self._delete(tx, SEEN, user_id, cursor_key)
+                return [], None, False
+            gone, resume = self._delete_unseen(tx, user_id, calendar_id, cursor["round_id"], after,
+                                               self.reconcile_chunk)
+            self._record(tx, user_id, [ChangedRow(EVENTS.name, i, "deleted", None) for i in gone])
+            if len(gone) >= self.reconcile_chunk:
+                return gone, resume, False
             self._put(tx, CURSORS, user_id, [{**cursor, "full_round": False, "round_id": None,
                                               "updated_at": utcnow()}])
-            return deleted
+            return gone, None, True
 
-        return self._atomic(user_id, unit)
+        while True:
+            gone, after, ended = self._atomic(user_id, unit)
+            deleted += gone
+            if ended or not gone:
+                break
+        if ended:
+            self._purge_seen(user_id, calendar_id)
+        return deleted
 
     def clear_cursor(self, user_id: str, calendar_id: str) -> None:
+        """Forget the calendar's cursor (its next round is full); its round markers go after it."""
         scope = {"microsoft_user_id": user_id, "microsoft_calendar_id": calendar_id}
 
         def unit(tx: TxT) -> None:
-            self._delete(tx, SEEN, user_id, scope)
             self._delete(tx, CURSORS, user_id, scope)
             self._mirror_delta_url(tx, user_id, calendar_id, None)
 
         self._atomic(user_id, unit)
+        self._purge_seen(user_id, calendar_id)  # after the cursor: a crash in between leaves no round to finish
 
     def _mirror_delta_url(self, tx: TxT, user_id: str, calendar_id: str, delta_link: str | None) -> None:
         """Copy the cursor's deltaLink to the calendar row's `delta_url` (WebhookDB's published column).

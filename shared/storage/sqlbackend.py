@@ -13,6 +13,19 @@ from collections.abc import Callable
 from typing import Any, Generic, Protocol, TypeVar
 
 from shared.storage import base, migrations
+from shared.storage.schema import EVENTS, SEEN
+
+# A finishing round's deletion, chosen by the database: the calendar's event rows without a marker of
+# the round, a chunk at a time (in id order, one lock order for concurrent writers), ids returned.
+DELETE_UNSEEN = (
+    f"DELETE FROM {EVENTS.name} WHERE microsoft_event_id IN ("  # noqa: S608 (names from the schema)
+    f"SELECT e.microsoft_event_id FROM {EVENTS.name} e WHERE e.microsoft_user_id = {{p}} "
+    f"AND e.microsoft_calendar_id = {{p}} AND NOT EXISTS (SELECT 1 FROM {SEEN.name} s "
+    "WHERE s.microsoft_user_id = e.microsoft_user_id AND s.microsoft_calendar_id = e.microsoft_calendar_id "
+    "AND s.round_id = {p} AND s.microsoft_event_id = e.microsoft_event_id) "
+    "ORDER BY e.microsoft_event_id LIMIT {p}) RETURNING microsoft_event_id"
+)
+PURGE_SEEN = f"DELETE FROM {SEEN.name} WHERE microsoft_user_id = {{p}} AND microsoft_calendar_id = {{p}}"  # noqa: S608
 
 
 def updates_by_columns(updates: dict[str, dict[str, Any]],
@@ -33,6 +46,8 @@ class SqlCursor(Protocol):
     def rowcount(self) -> int: ...
 
     def fetchone(self) -> Any: ...  # a row tuple of the driver, or None
+
+    def fetchall(self) -> list[Any]: ...
 
 
 class SqlConnection(Protocol):
@@ -65,6 +80,16 @@ class SqlRepository(base.RepositoryBase[ConnT], Generic[ConnT]):
 
     def _allocate(self, tx: ConnT, user_id: str, count: int) -> int:
         return int(self._run(tx, migrations.ALLOCATE_OUTBOX_SEQ, (user_id, count)).fetchone()[0])
+
+    def _delete_unseen(self, tx: ConnT, user_id: str, calendar_id: str, round_id: str, after: str | None,
+                       limit: int) -> tuple[list[str], str | None]:
+        """One statement; the next call starts over (`after` unused): the rows deleted here are gone."""
+        rows = self._run(tx, DELETE_UNSEEN, (user_id, calendar_id, round_id, limit)).fetchall()
+        return [row[0] for row in rows], None
+
+    def _purge_seen(self, user_id: str, calendar_id: str) -> None:
+        with self._transaction(user_id) as conn:
+            self._run(conn, PURGE_SEEN, (user_id, calendar_id))
 
     def _claim_flow(self, key: str, expires_at_ms: int) -> bool:
         with self._transaction(key) as conn:

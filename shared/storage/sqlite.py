@@ -184,6 +184,13 @@ class SqliteRepository(SqlRepository[sqlite3.Connection]):
             sets = ", ".join(f"{spec.column(n).name} = ?" for n in names)
             tx.executemany(f"UPDATE {spec.name} SET {sets} WHERE {spec.remote_key} = ?", params)  # noqa: S608
 
+    def _distinct(self, spec: TableSpec, partition: str, column: str, filters: dict[str, Any]) -> set[Any]:
+        where, params = _where(spec, filters)
+        col = spec.column(column)
+        with self._lock:
+            rows = self._conn.execute(f"SELECT DISTINCT {col.name} FROM {spec.name}{where}", params)  # noqa: S608
+            return {decode(col.type, row[0]) for row in rows if row[0] is not None}
+
     def _count(self, spec: TableSpec, partition: str | None) -> int:
         where, params = _where(spec, {spec.partition: partition} if partition else {})
         with self._lock:

@@ -465,6 +465,73 @@ class TablesRepository(base.RepositoryBase[_Tx]):
             deleted.append(str(entity[spec.key[-1]]))
         return deleted
 
+    def _pages(self, spec: TableSpec, partition: str, bounds: dict[str, str], select: list[str],
+               **equal: str) -> Iterator[list[dict[str, Any]]]:
+        """The partition's entities of `spec` within RowKey `bounds` (operator -> value, e.g. {"ge": lo,
+        "lt": hi}) and with these property values, page by page in RowKey order: what a scan over a
+        large partition holds at a time."""
+        clauses, params = ["PartitionKey eq @pk"], {"pk": tablekeys.encode_key(partition)}
+        for i, (operator, value) in enumerate(bounds.items()):
+            clauses.append(f"RowKey {operator} @b{i}")
+            params[f"b{i}"] = value
+        for i, (name, value) in enumerate(equal.items()):
+            clauses.append(f"{name} eq @f{i}")
+            params[f"f{i}"] = value
+        found = self._client(spec).query_entities(" and ".join(clauses), parameters=params, select=select,
+                                                  results_per_page=1000)
+        for page in found.by_page():
+            entities = list(page)
+            if entities:
+                yield entities
+
+    def _delete_unseen(self, tx: _Tx, user_id: str, calendar_id: str, round_id: str, after: str | None,
+                       limit: int) -> tuple[list[str], str | None]:
+        """Streams the calendar's event rows a page at a time (from `after`, a RowKey) and reads the
+        round's markers of that page's key range only; the deletes are queued in `tx`."""
+        events, seen = schema.EVENTS, schema.SEEN
+        prefix = _PLACEMENT[events.name][1]
+        marker = self._row_key(seen, {"microsoft_calendar_id": calendar_id, "round_id": round_id,
+                                      "microsoft_event_id": ""})
+        deleted: list[str] = []
+        scan = {"gt": after} if after else {"ge": prefix}
+        for page in self._pages(events, user_id, {**scan, "lt": _upper_bound(prefix)},
+                                ["PartitionKey", "RowKey", "microsoft_event_id", "data_blob"],
+                                microsoft_calendar_id=calendar_id):
+            first, last = page[0]["RowKey"][len(prefix):], page[-1]["RowKey"][len(prefix):]
+            marked = {m["RowKey"][len(marker):] for markers in self._pages(
+                seen, user_id, {"ge": marker + first, "le": marker + last}, ["RowKey"], round_id=round_id)
+                      for m in markers}
+            for entity in page:
+                if entity["RowKey"][len(prefix):] in marked:
+                    continue
+                tx.add("events", ("delete", {"PartitionKey": entity["PartitionKey"], "RowKey": entity["RowKey"]}))
+                self._delete_blob_later(tx, entity.get("data_blob"))
+                deleted.append(entity["microsoft_event_id"])
+                if len(deleted) >= limit:
+                    return deleted, entity["RowKey"]
+        return deleted, None
+
+    def _purge_seen(self, user_id: str, calendar_id: str) -> None:
+        seen = schema.SEEN
+        lo = _PLACEMENT[seen.name][1] + tablekeys.encode_key(calendar_id) + ":"
+        for page in self._pages(seen, user_id, {"ge": lo, "lt": _upper_bound(lo)}, ["PartitionKey", "RowKey"],
+                                microsoft_calendar_id=calendar_id):
+            with suppress(base.Conflict):  # removed meanwhile by another purge: the next one sweeps the rest
+                self._commit(self._clients["events"],
+                             [("delete", {"PartitionKey": e["PartitionKey"], "RowKey": e["RowKey"]}) for e in page])
+
+    def _distinct(self, spec: TableSpec, partition: str, column: str, filters: dict[str, Any]) -> set[Any]:
+        """Streams the partition's rows of `spec` page by page (equalities filtered by the service)."""
+        prefix = _PLACEMENT[spec.name][1]
+        equal = {name: value for name, value in filters.items()
+                 if name != spec.partition and not isinstance(value, list | tuple | set | frozenset)}
+        values: set[Any] = set()
+        for page in self._pages(spec, partition, {"ge": prefix, "lt": _upper_bound(prefix)},
+                                list(dict.fromkeys([column, *filters])), **equal):
+            values.update(self._value(spec.column(column).type, e.get(column)) for e in page
+                          if e.get(column) is not None and self._matches(spec, e, filters))
+        return values
+
     def _put(self, tx: _Tx, spec: TableSpec, partition: str, rows: list[dict[str, Any]]) -> None:
         table = _PLACEMENT[spec.name][0]
         for row in rows:

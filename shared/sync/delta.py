@@ -114,7 +114,6 @@ def _round(ctx: SyncContext, calendar_id: str, source: Source, url: str, params:
             deleted_any = deleted_any or any(c.kind == "deleted" for c in result.changes)
             ctx.progress.page(source.label, len(items))
     if full_round:
-        round_masters.finish(delta_link)
         deleted_any = bool(repo.finish_full_round(user, calendar_id)) or deleted_any
     if resumed or deleted_any:  # only then can a master be orphaned, or one be missing
         masters.reconcile(ctx, calendar_id)

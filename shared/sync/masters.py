@@ -16,6 +16,7 @@ is deleted (`reconcile`), which keeps the events table equal to "window items
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -26,13 +27,15 @@ from shared.sync.mapping import PageItems, event_row
 
 log = logging.getLogger("shared.sync")
 MASTER = "seriesMaster"
+INSTANCE_TYPES = ("occurrence", "exception")  # the event types that carry seriesMasterId
 
 
 def fetch(ctx: SyncContext, ids: set[str]) -> list[dict[str, Any]]:
     """GET each master (up to the mailbox's in-flight cap at once); a vanished series is skipped."""
     def one(master_id: str) -> dict[str, Any] | None:
         try:
-            return ctx.graph.get(f"{ctx.prefix}/events/{segment(master_id)}")
+            master: dict[str, Any] = ctx.graph.get(f"{ctx.prefix}/events/{segment(master_id)}")
+            return master
         except GraphError as exc:
             if exc.status == 404:
                 return None  # deleted meanwhile: its occurrences' removals follow in the next round
@@ -49,48 +52,43 @@ def fetch(ctx: SyncContext, ids: set[str]) -> list[dict[str, Any]]:
 
 
 class RoundMasters:
-    """Masters of one calendar during one round of pages."""
+    """Masters of one calendar during one round of pages.
+
+    The series fetched so far are remembered in a bounded set (the most recent `remembered`), so a
+    round's memory does not grow with the mailbox: a series met again after it was forgotten is
+    fetched once more (an unchanged master is not rewritten), which costs a request, not correctness.
+    """
+
+    remembered = 10_000
 
     def __init__(self, ctx: SyncContext, calendar_id: str, full_round: bool) -> None:
         self.ctx, self.calendar_id, self.full_round = ctx, calendar_id, full_round
-        self.fetched: set[str] = set()
-        self.referenced: set[str] = set()
-        self._stored: dict[str, dict[str, Any]] | None = None
-
-    def _stored_masters(self) -> dict[str, dict[str, Any]]:
-        if self._stored is None:
-            rows = _select(self.ctx, self.calendar_id, {"type": MASTER}, ["microsoft_event_id", "data"])
-            self._stored = {r["microsoft_event_id"]: r["data"] for r in rows}
-        return self._stored
+        self.fetched: OrderedDict[str, None] = OrderedDict()
 
     def after_page(self, items: PageItems, next_link: str | None, delta_link: str | None) -> None:
-        """Fetch and store the masters of the series this page lists (each once a round).
+        """Fetch and store the masters of the series this page lists (each once a round, as far as
+        `remembered` reaches).
 
         Not only when an instance row changed: a master edit may leave every in-window instance
         as it was (a new subject while each instance is an exception with its own, a recurrence
         end moved outside the window). An incremental round lists an instance only because its
         series changed; a full round (a listed calendar, a resync after 410) has no other signal.
+        A full round marks each master it writes as seen; one referenced only by pages stored
+        before a crash is fetched again by `reconcile` after the round.
         """
         if not items.series_ids:
             return
-        self.referenced |= items.series_ids
-        want = items.series_ids - self.fetched
+        want = {i for i in items.series_ids if i not in self.fetched}
+        for known in items.series_ids - want:
+            self.fetched.move_to_end(known)
         if not want:
             return
         masters = fetch(self.ctx, want)
-        self.fetched |= want
+        for master_id in sorted(want):
+            self.fetched[master_id] = None
+        while len(self.fetched) > self.remembered:
+            self.fetched.popitem(last=False)
         self._write(masters, next_link, delta_link)
-
-    def finish(self, delta_link: str | None) -> None:
-        """Full round: mark stored masters still referenced as seen, so the reconciliation keeps them.
-
-        (Every referenced master is fetched in `after_page` now; this is the safety net for one that
-        was referenced but not written in this process, e.g. by a page stored before a crash.)"""
-        unfetched = sorted(self.referenced - self.fetched)
-        if not self.full_round or not unfetched:
-            return
-        stored = self._stored_masters()
-        self._write([stored[m] for m in unfetched if m in stored], None, delta_link)
 
     def _write(self, masters: list[dict[str, Any]], next_link: str | None, delta_link: str | None) -> None:
         """Store masters (changed rows reach the outbox with the write); a full round marks them seen."""
@@ -108,14 +106,21 @@ def _select(ctx: SyncContext, calendar_id: str, filters: dict[str, Any], columns
     """A narrow read of the calendar's event rows (a few columns, not every row's JSON)."""
     from shared.storage.schema import EVENTS
 
-    return ctx.repo.select(EVENTS.name, ctx.user_id, columns, microsoft_calendar_id=calendar_id, **filters)
+    rows: list[dict[str, Any]] = ctx.repo.select(EVENTS.name, ctx.user_id, columns, microsoft_calendar_id=calendar_id,
+                                                 **filters)
+    return rows
 
 
 def reconcile(ctx: SyncContext, calendar_id: str) -> None:
-    """Delete masters no stored instance references; fetch referenced masters we lack (after a crash)."""
-    rows = _select(ctx, calendar_id, {}, ["microsoft_event_id", "type", "series_master_id"])
-    masters = {r["microsoft_event_id"] for r in rows if r["type"] == MASTER}
-    referenced = {r["series_master_id"] for r in rows if r["series_master_id"] and r["type"] != MASTER}
+    """Delete masters no stored instance references; fetch referenced masters we lack (after a crash).
+
+    Reads the series ids only (the calendar's masters, the distinct series its instances name),
+    not a row per event, so memory follows the number of series, not of events."""
+    from shared.storage.schema import EVENTS
+
+    masters = {r["microsoft_event_id"] for r in _select(ctx, calendar_id, {"type": MASTER}, ["microsoft_event_id"])}
+    referenced: set[str] = ctx.repo.distinct(EVENTS.name, ctx.user_id, "series_master_id",
+                                             microsoft_calendar_id=calendar_id, type=list(INSTANCE_TYPES))
     if masters - referenced:
         ctx.repo.delete_events(ctx.user_id, masters - referenced)
     if referenced - masters:
