@@ -313,6 +313,7 @@ class SettingValues:
     renewal_schedule: str
     window_schedule: str
     feed_queues: bool
+    feed_row_schema: str  # row-changes.v2 | row-change.v1
     webhooks: tuple[Endpoint, ...]
     webhook_max_attempts: int
     webhook_backoff_seconds: int
