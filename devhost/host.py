@@ -15,7 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 import azure.functions as func
@@ -23,6 +23,9 @@ import azure.functions as func
 from devhost import settings as host_settings
 from devhost.routes import HttpRoute, compile_route
 from shared.config import HOST_STORAGE
+
+if TYPE_CHECKING:
+    from shared.queues.base import Queue, QueueMessage
 from shared.queues.wiring import QueueEndpoint
 
 log = logging.getLogger("devhost")
@@ -315,58 +318,89 @@ class DevHost:
 
     # --- queues ----------------------------------------------------------------------
     def _queue_loop(self, job: QueueJob) -> None:
+        """Poll `job`'s queue as the Functions host does: a new batch as soon as the messages in flight
+        fall to newBatchThreshold (not when the whole batch is done, so one slow message does not hold
+        the others back), and an idle queue polled less and less often, up to maxPollingInterval."""
         options = self.queue_options
-        backoff = self._poll_interval
-        with ThreadPoolExecutor(max_workers=options["batch_size"], thread_name_prefix=f"q-{job.name}") as pool:
+        threshold = options["new_batch_threshold"]
+        longest_idle = max(self._poll_interval, float(options["max_polling_interval"]))
+        idle = outage = self._poll_interval
+        running = 0
+        changed = threading.Condition()
+
+        def finished(_: object) -> None:
+            nonlocal running
+            with changed:
+                running -= 1
+                changed.notify()
+
+        def has_room() -> bool:
+            return running <= threshold
+
+        workers = options["batch_size"] + threshold
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"q-{job.name}") as pool:
             while not self._stopping.is_set():
+                with changed:
+                    if not changed.wait_for(has_room, timeout=0.5):
+                        continue
                 try:
-                    handled = self.poll_queue(job.name, pool=pool)
+                    queue, messages = self._receive(job)
                 except Exception as exc:  # the queue is out: keep polling, less often, until it is back
                     log.warning("queue %s unreachable (%s: %s); polling again in %.1fs", job.queue_name,
-                                type(exc).__name__, exc, backoff)
-                    self._stopping.wait(backoff)
-                    backoff = min(backoff * 2, 5.0)
+                                type(exc).__name__, exc, outage)
+                    self._stopping.wait(outage)
+                    outage = min(outage * 2, 5.0)
                     continue
-                backoff = self._poll_interval
-                if not handled:
-                    self._stopping.wait(self._poll_interval)
+                outage = self._poll_interval
+                if not messages:
+                    self._stopping.wait(idle)
+                    idle = min(idle * 2, longest_idle)
+                    continue
+                idle = self._poll_interval
+                for message in messages:
+                    with changed:
+                        running += 1
+                    pool.submit(self._handle, job, queue, message).add_done_callback(finished)
 
-    def poll_queue(self, name: str, *, pool: ThreadPoolExecutor | None = None) -> int:
-        """Receive one batch for queue trigger `name` and run it; returns the batch size."""
+    def _receive(self, job: QueueJob) -> tuple[Queue, list[QueueMessage]]:
+        from shared.queues import open_queue
+
+        queue = open_queue(job.queue_name, endpoint=job.endpoint)
+        options = self.queue_options
+        return queue, queue.receive(options["batch_size"], visibility_timeout=max(30, options["visibility_timeout"]))
+
+    def _handle(self, job: QueueJob, queue: Queue, message: QueueMessage) -> None:
+        """Run the trigger on one message; delete it when done, else release it or park it in the poison queue."""
         from azure.functions.queue import QueueMessage as TriggerMessage
 
         from shared.queues import open_queue, poison_queue_name
 
-        job = next(j for j in self.queue_jobs if j.name == name)
         options = self.queue_options
-        queue = open_queue(job.queue_name, endpoint=job.endpoint)
-        messages = queue.receive(options["batch_size"], visibility_timeout=max(30, options["visibility_timeout"]))
-
-        def run(message: Any) -> None:
-            with self._inflight_lock:
-                self._inflight += 1
-            try:
-                item = TriggerMessage(id=message.id, body=message.body.encode("utf-8"),
-                                         dequeue_count=message.dequeue_count, pop_receipt=message.pop_receipt)
-                _call(job.function, job.arg_name, item)
+        with self._inflight_lock:
+            self._inflight += 1
+        try:
+            item = TriggerMessage(id=message.id, body=message.body.encode("utf-8"),
+                                  dequeue_count=message.dequeue_count, pop_receipt=message.pop_receipt)
+            _call(job.function, job.arg_name, item)
+            queue.delete(message)
+        except Exception:
+            log.exception("queue trigger %s failed on message %s (attempt %d)", job.name, message.id,
+                          message.dequeue_count)
+            if message.dequeue_count >= options["max_dequeue_count"]:
+                open_queue(poison_queue_name(job.queue_name), endpoint=job.endpoint).send(message.body)
                 queue.delete(message)
-            except Exception:
-                log.exception("queue trigger %s failed on message %s (attempt %d)", job.name, message.id,
-                              message.dequeue_count)
-                if message.dequeue_count >= options["max_dequeue_count"]:
-                    open_queue(poison_queue_name(job.queue_name), endpoint=job.endpoint).send(message.body)
-                    queue.delete(message)
-                else:
-                    queue.release(message, delay_seconds=options["visibility_timeout"])
-            finally:
-                with self._inflight_lock:
-                    self._inflight -= 1
+            else:
+                queue.release(message, delay_seconds=options["visibility_timeout"])
+        finally:
+            with self._inflight_lock:
+                self._inflight -= 1
 
-        if pool is None:
-            for message in messages:
-                run(message)
-        else:
-            list(pool.map(run, messages))
+    def poll_queue(self, name: str) -> int:
+        """Receive one batch for queue trigger `name` and run it here, message by message; returns the batch size."""
+        job = next(j for j in self.queue_jobs if j.name == name)
+        queue, messages = self._receive(job)
+        for message in messages:
+            self._handle(job, queue, message)
         return len(messages)
 
     def drain(self, timeout: float = 60.0) -> bool:

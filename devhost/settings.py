@@ -33,14 +33,23 @@ def route_prefix(host: dict[str, Any]) -> str:
 
 
 def queue_options(host: dict[str, Any]) -> dict[str, Any]:
-    """batchSize, maxDequeueCount and visibilityTimeout (seconds) with the host's defaults."""
+    """batchSize, newBatchThreshold, maxDequeueCount, visibilityTimeout and maxPollingInterval
+    (seconds) with the Functions host's defaults."""
     queues = host.get("extensions", {}).get("queues", {})
-    hours, minutes, seconds = (int(p) for p in queues.get("visibilityTimeout", "00:00:00").split(":"))
+    batch_size = int(queues.get("batchSize", 16))
     return {
-        "batch_size": int(queues.get("batchSize", 16)),
+        "batch_size": batch_size,
+        "new_batch_threshold": int(queues.get("newBatchThreshold", batch_size // 2)),
         "max_dequeue_count": int(queues.get("maxDequeueCount", 5)),
-        "visibility_timeout": hours * 3600 + minutes * 60 + seconds,
+        "visibility_timeout": _seconds(queues.get("visibilityTimeout", "00:00:00")),
+        "max_polling_interval": _seconds(queues.get("maxPollingInterval", "00:01:00")),
     }
+
+
+def _seconds(timespan: str) -> int:
+    """A host.json TimeSpan ("hh:mm:ss") in seconds."""
+    hours, minutes, seconds = (int(p) for p in timespan.split(":"))
+    return hours * 3600 + minutes * 60 + seconds
 
 
 def function_keys(data_dir: Path | None = None) -> tuple[str, str]:

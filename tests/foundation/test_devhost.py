@@ -153,3 +153,36 @@ def test_each_app_gets_its_own_functions_even_when_an_id_is_reused():
         assert function.get_trigger().route == f"r{n}", f"app {n} was served another app's functions"
         del app, function, handler
         gc.collect()
+
+
+def test_a_slow_message_does_not_hold_back_the_next_batches(app_env):
+    """As the Functions host: a new batch is fetched once the messages in flight fall to newBatchThreshold,
+    so messages queued behind a slow one (in later batches) are handled while it still runs."""
+    import threading
+
+    app_env()
+    release = threading.Event()
+    done: list[str] = []
+    app = func.FunctionApp()
+
+    @app.queue_trigger(arg_name="msg", queue_name="devhost-slow", connection="AzureWebJobsStorage")
+    def worker(msg: func.QueueMessage) -> None:
+        body = msg.get_body().decode()
+        if body == "slow" and not release.wait(10):
+            done.append("held back")  # the fast messages did not run while this one was in flight
+            raise RuntimeError("held back")
+        done.append(body)
+        if len([b for b in done if b != "slow"]) == 9:
+            release.set()
+
+    queue = open_queue("devhost-slow")
+    queue.clear()
+    for body in ["slow", *[f"fast-{i}" for i in range(9)]]:  # 10 messages: more than one batch of 4
+        queue.send(body)
+    options = {"batch_size": 4, "new_batch_threshold": 2, "visibility_timeout": 0, "max_dequeue_count": 3}
+    with DevHost(app, port=0, function_key="fkey", master_key="mkey", timers=False, poll_interval=0.05,
+                 queue_options=options) as host:
+        assert host.drain(timeout=60)
+    assert "held back" not in done
+    assert sorted(done) == sorted(["slow", *[f"fast-{i}" for i in range(9)]])
+    assert done[-1] == "slow"
