@@ -72,7 +72,7 @@ class Setting:
     attr: str
     help: str
     example: str
-    default: Any = None
+    default: object = None  # what `parse` returns for the example, or None (unset)
     parse: Callable[[str], Any] = str
     secret: bool = False
     deployed: bool = True  # False: only meaningful on a developer machine
@@ -345,7 +345,7 @@ class Settings(SettingValues):
                     f"{setting.env} is not set: {setting.help} Example: {setting.env}={setting.example}"
                 )
 
-    def with_overrides(self, **overrides: Any) -> Settings:
+    def with_overrides(self, **overrides: object) -> Settings:
         """A copy with some values replaced (tests, the CLI's --backend flags)."""
         unknown = set(overrides) - set(_BY_ATTR)
         if unknown:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared.actions.catalogue import InputError, parse_timestamp
 from shared.graph.paths import InvalidSegment, segment
+from shared.jsontypes import JsonValue
 
 if TYPE_CHECKING:
     from shared.config import Settings
@@ -90,6 +91,6 @@ def utc_timestamp(at: str | None, name: str) -> str | None:
     return parsed.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def done(**fields: Any) -> dict[str, Any]:
+def done(**fields: JsonValue) -> dict[str, Any]:
     """The result of an action Graph answers with no body (204/202)."""
     return {"ok": True, **fields}

@@ -26,6 +26,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from psycopg import sql
+
     from shared.config import Settings
 
 log = logging.getLogger(__name__)
@@ -117,7 +119,7 @@ class WebhookDbSource:
 
         return sql.Identifier(*name.split("."))
 
-    def _rows(self, query: Any, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    def _rows(self, query: sql.Composed | sql.SQL | str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         return self.conn.execute(query, params).fetchall()
 
     def users(self) -> list[SourceRow]:

@@ -9,7 +9,7 @@ callers use fresh names for short-lived items (sign-in flows, new keys).
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from shared.secrets import SecretStore, check_name
 
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 
 class KeyVaultSecretStore(SecretStore):
-    def __init__(self, vault_url: str, credential: TokenCredential | None = None, **client_options: Any) -> None:
+    def __init__(self, vault_url: str, credential: TokenCredential | None = None, **client_options: object) -> None:
         """`client_options` go to SecretClient (tests: connection_verify,
         verify_challenge_resource=False)."""
         self.vault_url = vault_url
