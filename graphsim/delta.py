@@ -108,7 +108,7 @@ def next_round(mb: Mailbox, state: SyncState, page_size: int) -> Round:
         elif ch.item_id not in changed:
             changed[ch.item_id] = {ch.key}
         elif changed[ch.item_id] is not None:
-            changed[ch.item_id].add(ch.key)  # type: ignore[union-attr]
+            changed[ch.item_id].add(ch.key)  # type: ignore[union-attr]  # not None: checked on the line above
     if not changed:
         return Round(mb.id, [], 0, page_size, SyncState(mb.id, state.calendar_id, state.start, state.end,
                                                          mb.seq, state.known))

@@ -66,9 +66,9 @@ class _Handler(BaseHTTPRequestHandler):
         for k, v in resp.headers.items():
             self.send_header(k, v)
         self.send_header("Content-Length", str(len(resp.body)))
-        self._headers_buffer.append(b"\r\n")  # type: ignore[attr-defined]
+        self._headers_buffer.append(b"\r\n")  # type: ignore[attr-defined]  # http.server internal, set by send_header
         if self.command != "HEAD" and resp.body:
-            self._headers_buffer.append(resp.body)  # type: ignore[attr-defined]
+            self._headers_buffer.append(resp.body)  # type: ignore[attr-defined]  # body sent with the headers
         self.flush_headers()
 
     do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = _serve

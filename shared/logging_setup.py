@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import Any
 
 _PATTERNS = (
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9\-._~+/]+=*"),
@@ -70,7 +71,7 @@ def install_redaction() -> None:
     old_factory = logging.getLogRecordFactory()
     redactor = RedactingFilter()
 
-    def factory(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:  # the LogRecord constructor's arguments, passed on
         record = old_factory(*args, **kwargs)
         redactor.filter(record)
         return record

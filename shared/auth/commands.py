@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 
-def register(commands) -> None:  # type: ignore[no-untyped-def]
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser(
         "link-app-only", help="resolve APP_ONLY_USERS and APP_ONLY_GROUP and queue their first syncs")
     parser.set_defaults(handler=_link)

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 
-def register(commands) -> None:  # type: ignore[no-untyped-def]
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser(
         "rotate-key", help="create a new token-encryption key and re-encrypt every stored refresh token")
     parser.add_argument("--retire", action="store_true",

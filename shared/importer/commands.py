@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 DSN_ENV = "WEBHOOKDB_DSN"
 
 
-def register(commands) -> None:  # type: ignore[no-untyped-def]
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser(
         "import-webhookdb", help="import users, calendars and events from a WebhookDB database",
         description="Copy WebhookDB's microsoft_calendar_* tables into the configured backend, re-encrypting "

@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from shared.secrets import SecretStore
 
 
-def register(commands) -> None:  # type: ignore[no-untyped-def]
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser("secrets", help="set, list or delete secrets (Key Vault or the local store)")
     sub = parser.add_subparsers(dest="secrets_command", metavar="<action>")
     sub.required = True
