@@ -71,6 +71,7 @@ if TYPE_CHECKING:
 
 Op = tuple[Any, ...]  # ("create" | "upsert" | "update" | "delete", entity[, options]): a transaction operation
 
+RESENDS = 2  # a batch whose connection was reset is sent again this often before the unit is retried
 MAX_BATCH = 100
 POINT_READS = 20  # up to this many keys are read one by one; more scan the partition
 MAX_BATCH_BYTES = 3_000_000  # a transaction's body may not exceed 4 MiB; leave room for the envelope
@@ -392,12 +393,18 @@ class TablesRepository(base.RepositoryBase[_Tx]):
     @staticmethod
     def _submit(client: TableClient, batch: list[Op]) -> None:
         try:
-            client.submit_transaction(batch)
-        except (ServiceRequestError, ServiceResponseError) as exc:
-            # A pooled connection reset under a POST, which azure-core does not retry. The unit is
-            # re-read and retried: a batch that did apply fails then with 409/412 (creates, If-Match)
-            # or is repeated harmlessly (upserts), and is decided again from what is stored.
-            raise base.Conflict(f"transaction not confirmed: {exc}") from exc
+            for attempt in range(RESENDS + 1):
+                try:
+                    client.submit_transaction(batch)
+                    return
+                except (ServiceRequestError, ServiceResponseError) as exc:
+                    # A pooled connection reset under a POST (the server closed it while it sat idle),
+                    # which azure-core does not retry. Sent again on a fresh connection: a batch that did
+                    # apply then fails with 409/412/404 (creates, If-Match, deletes: the Conflict below,
+                    # the unit is re-read and retried) or is repeated harmlessly (upserts).
+                    if attempt == RESENDS:
+                        raise base.Conflict(f"transaction not confirmed: {exc}") from exc
+                    time.sleep(0.05 * (attempt + 1))
         except TableTransactionError as exc:
             if exc.status_code in _CONFLICT_STATUS or getattr(exc, "error_code", None) in (
                     "UpdateConditionNotSatisfied", "EntityAlreadyExists", "ResourceNotFound"):
