@@ -114,18 +114,19 @@ class Paths:
         import psycopg
         from psycopg import sql
 
-        from shared.storage import base, schema
+        from shared.storage import schema
         from shared.storage.fixture import SQL_TYPES
+        from shared.storage.rows import map_row, utcnow
 
         spec = schema.EVENTS
         context = {"microsoft_user_id": self.user, "microsoft_calendar_id": "primary"}
-        mapped = [[base.map_row(spec, item, context) for item in orjson.loads(p)["value"] if "@removed" not in item]
+        mapped = [[map_row(spec, item, context) for item in orjson.loads(p)["value"] if "@removed" not in item]
                   for p in self.pages]
         names = list(mapped[0][0].values)
         cols = [*names, "data", "row_created_at", "row_updated_at"]
         types = ["text" if spec.column(n).type == schema.JSON else SQL_TYPES["postgres"][spec.column(n).type]
                  for n in cols]
-        now = base.utcnow()
+        now = utcnow()
         with psycopg.connect(os.environ["PG_DSN"], autocommit=True) as conn:
             conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS copy_limit ({})").format(sql.SQL(", ").join(
                 sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(t)) for n, t in zip(cols, types, strict=True))))
@@ -226,8 +227,8 @@ def summarise_profile(path: str) -> None:
     entries = stats.stats  # type: ignore[attr-defined]  # pstats keeps its table untyped
     total = max(v[3] for v in entries.values())  # the outermost call's cumulative time
     groups = {"outbox publishing (outbound.publish_pending)": ("outbound.py", "publish_pending"),
-              "save_page (one page's transaction)": ("storage/base.py", "save_page"),
-              "  row mapping inside it (map_batch)": ("storage/base.py", "map_batch"),
+              "save_page (one page's transaction)": ("storage/rounds.py", "save_page"),
+              "  row mapping inside it (map_batch)": ("storage/rows.py", "map_batch"),
               "waiting on PostgreSQL (psycopg wait, all)": ("psycopg/connection.py", "wait"),
               "waiting for the next page (Future.result)": ("concurrent/futures/_base.py", "result"),
               "JSON decode by the json module (rows read back)": ("json/decoder.py", "raw_decode")}

@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 from devtools import azurite  # noqa: E402
 from shared.storage import base, schema  # noqa: E402
 from shared.storage.fixture import real_table_ddl  # noqa: E402
+from shared.storage.rows import Mapped, map_row  # noqa: E402
 
 
 def _at(base: datetime, seconds: int, fmt: str = "%Y-%m-%dT%H:%M:%S.%f") -> str:
@@ -56,9 +57,9 @@ def events(count: int, version: int = 1) -> list[dict]:
     } for i in range(count)]
 
 
-def mapped(items: list[dict]) -> list[base.Mapped]:
+def mapped(items: list[dict]) -> list[Mapped]:
     context = {"microsoft_user_id": "bench-user", "microsoft_calendar_id": "bench-cal"}
-    return [base.map_row(schema.EVENTS, e, context) for e in items]
+    return [map_row(schema.EVENTS, e, context) for e in items]
 
 
 def timed(fn: Callable[[], object]) -> float:

@@ -14,25 +14,12 @@ from datetime import datetime
 from typing import Any, Generic, Protocol, Unpack
 
 from shared.storage.accounts import AccountStore
-from shared.storage.engine import Conflict, TxT
+from shared.storage.engine import TxT
 from shared.storage.flows import FlowStore
 from shared.storage.outbox import OutboxStore
 from shared.storage.replica import ReplicaRows
 from shared.storage.rounds import SyncRounds
-from shared.storage.rows import (
-    Incoming,
-    Mapped,
-    PreparedEvents,
-    Stored,
-    canonical_json,
-    change_version,
-    chunks,
-    digest,
-    map_batch,
-    map_row,
-    newer_and_different_sql,
-    utcnow,
-)
+from shared.storage.rows import PreparedEvents
 from shared.storage.types import (
     KEEP,
     AccountChanges,
@@ -49,9 +36,7 @@ from shared.storage.types import (
     UserRow,
 )
 
-__all__ = ["Conflict", "Incoming", "Mapped", "PreparedEvents", "Repository", "RepositoryBase", "Stored",
-           "canonical_json", "change_version", "chunks", "digest", "map_batch", "map_row", "newer_and_different_sql",
-           "utcnow"]
+__all__ = ["Repository", "RepositoryBase"]
 
 
 class Repository(Protocol):

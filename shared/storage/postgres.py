@@ -3,7 +3,7 @@
 Upserts are one native statement per chunk,
 `INSERT ... ON CONFLICT (<remote id>) DO UPDATE ... WHERE <newer-and-different>`,
 with the predicate rendered from the same rule as the other backends
-(`base.newer_and_different_sql`); `RETURNING (xmax = 0)` tells created rows
+(`rows.newer_and_different_sql`); `RETURNING (xmax = 0)` tells created rows
 from updated ones, and rows the WHERE rejected are not returned at all, so
 nothing is written when nothing changed. Large chunks go through COPY into a
 per-connection temporary table and one merge; smaller ones (a Graph page) through
@@ -26,9 +26,10 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
-from shared.storage import base, migrations, schema
-from shared.storage.base import Incoming, Mapped
+from shared.storage import migrations, schema
+from shared.storage.engine import Conflict
 from shared.storage.fixture import SQL_TYPES
+from shared.storage.rows import Incoming, Mapped, map_batch, newer_and_different_sql
 from shared.storage.schema import TableSpec
 from shared.storage.sqlbackend import SqlRepository, updates_by_columns
 from shared.storage.textsafety import TextRules
@@ -130,7 +131,7 @@ class PostgresRepository(SqlRepository[PgConnection]):
             with self.pool.connection() as conn, conn.transaction():
                 yield conn
         except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure) as exc:
-            raise base.Conflict(str(exc)) from exc
+            raise Conflict(str(exc)) from exc
 
     @contextmanager
     def _conn(self, tx: PgConnection | None) -> Iterator[PgConnection]:
@@ -151,7 +152,7 @@ class PostgresRepository(SqlRepository[PgConnection]):
             table=sql.Identifier(spec.name), cols=_ids([*names, "data", "row_created_at", "row_updated_at"]),
             source=source, key=sql.Identifier(spec.remote_key),
             sets=sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(n)) for n in updated),
-            guard=sql.SQL(base.newer_and_different_sql(spec, compared, "t", "EXCLUDED")),
+            guard=sql.SQL(newer_and_different_sql(spec, compared, "t", "EXCLUDED")),
         )
 
     def _upsert_ordered(self, tx: PgConnection, spec: TableSpec, partition: str, batches: list[list[Incoming]],
@@ -168,23 +169,23 @@ class PostgresRepository(SqlRepository[PgConnection]):
         if not batches:
             return []
         changes: list[ChangedRow] = []
-        following = base.map_batch(batches[0])
+        following = map_batch(batches[0])
         for upcoming in [*batches[1:], []]:
             if not following:  # every row of the chunk was left out (map_batch logged why)
-                following = base.map_batch(upcoming)
+                following = map_batch(upcoming)
                 continue
             rows, names = following, list(following[0].values)
             strategy = self._strategy(len(rows))
             if strategy == "executemany":
                 returned = self._merge_executemany(tx, spec, names, rows, now)
-                following = base.map_batch(upcoming)
+                following = map_batch(upcoming)
             else:
                 merge, params = (self._stage(tx, spec, names, rows, now), None) if strategy == "copy" else \
                     self._unnest(spec, names, rows, now)
                 with tx.cursor() as cur:
                     with tx.pipeline():
                         cur.execute(merge, params)  # sent; the server works on it while ...
-                        following = base.map_batch(upcoming)  # ... Python maps the next chunk
+                        following = map_batch(upcoming)  # ... Python maps the next chunk
                     returned = cur.fetchall()
             by_key = {r.key: r for r in rows}
             changes += [ChangedRow(spec.name, key, "created" if inserted else "updated", by_key[key].data)

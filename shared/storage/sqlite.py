@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from shared.private_files import prepare_private_file
-from shared.storage import base, migrations, schema
-from shared.storage.base import Mapped, Stored
+from shared.storage import migrations, schema
+from shared.storage.rows import Mapped, Stored, canonical_json, chunks, digest, utcnow
 from shared.storage.schema import TableSpec
 from shared.storage.sqlbackend import SqlRepository, updates_by_columns
 
@@ -36,7 +36,7 @@ def encode(col_type: str, value: Any) -> Any:
     if col_type == schema.BOOL:
         return int(bool(value))
     if col_type == schema.JSON:
-        return base.canonical_json(value)
+        return canonical_json(value)
     return value
 
 
@@ -99,7 +99,7 @@ class SqliteRepository(SqlRepository[sqlite3.Connection]):
                     for statement in migration.statements("sqlite"):
                         conn.execute(statement)
                     conn.execute("INSERT INTO schema_version (version, description, applied_at) VALUES (?, ?, ?)",
-                                 (migration.version, migration.description, encode(schema.TIMESTAMP, base.utcnow())))
+                                 (migration.version, migration.description, encode(schema.TIMESTAMP, utcnow())))
 
     def schema_version(self) -> int:
         with self._lock:
@@ -121,12 +121,12 @@ class SqliteRepository(SqlRepository[sqlite3.Connection]):
         kept = spec.names(schema.CONTEXT, schema.MANAGED, schema.META)
         version = "row_version" if spec.versioned else "''"
         stored: dict[str, Stored] = {}
-        for chunk in base.chunks(keys, _VARS_PER_STATEMENT):
+        for chunk in chunks(keys, _VARS_PER_STATEMENT):
             where, params = _where(spec, {spec.remote_key: list(chunk)})
             sql = f"SELECT {spec.remote_key}, {version}, data, {', '.join(kept)} FROM {spec.name}{where}"  # noqa: S608
             for row in tx.execute(sql, params):
                 columns = {name: decode(spec.column(name).type, v) for name, v in zip(kept, row[3:], strict=True)}
-                stored[row[0]] = Stored(row[0], row[1] or "", base.digest(row[2]), columns)
+                stored[row[0]] = Stored(row[0], row[1] or "", digest(row[2]), columns)
         return stored
 
     def _write_rows(self, tx: sqlite3.Connection, spec: TableSpec, partition: str,
@@ -161,7 +161,7 @@ class SqliteRepository(SqlRepository[sqlite3.Connection]):
 
     def _delete(self, tx: sqlite3.Connection, spec: TableSpec, partition: str, filters: dict[str, Any]) -> list[str]:
         listed = next((n for n, v in filters.items() if isinstance(v, list | tuple | set | frozenset)), None)
-        batches = ([{**filters, listed: list(c)} for c in base.chunks(list(filters[listed]), _VARS_PER_STATEMENT)]
+        batches = ([{**filters, listed: list(c)} for c in chunks(list(filters[listed]), _VARS_PER_STATEMENT)]
                    if listed else [filters])
         deleted: list[str] = []
         for batch in batches:

@@ -59,7 +59,8 @@ from azure.core.exceptions import (
 from azure.data.tables import EdmType, EntityProperty, TableServiceClient, TableTransactionError, UpdateMode
 
 from shared.storage import base, schema, tablekeys
-from shared.storage.base import Mapped, Stored
+from shared.storage.engine import Conflict
+from shared.storage.rows import Mapped, Stored, canonical_json, digest
 from shared.storage.schema import TableSpec
 from shared.storage.textsafety import TextRules
 
@@ -198,12 +199,12 @@ class TablesRepository(base.RepositoryBase[_Tx]):
             if col.type == schema.INT:
                 value = EntityProperty(int(value), EdmType.INT64)
             elif col.type == schema.JSON:
-                value = base.canonical_json(value)
+                value = canonical_json(value)
             elif col.type == schema.TIMESTAMP:
                 value = value.astimezone(UTC)
             entity[col.name] = value
         if data_text is not None:
-            entity["data_hash"] = base.digest(data_text)
+            entity["data_hash"] = digest(data_text)
             if tablekeys.needs_blob(data_text):
                 entity["data_blob"] = self._put_blob(spec, entity["data_hash"], data_text)
             else:
@@ -403,16 +404,16 @@ class TablesRepository(base.RepositoryBase[_Tx]):
                     # apply then fails with 409/412/404 (creates, If-Match, deletes: the Conflict below,
                     # the unit is re-read and retried) or is repeated harmlessly (upserts).
                     if attempt == RESENDS:
-                        raise base.Conflict(f"transaction not confirmed: {exc}") from exc
+                        raise Conflict(f"transaction not confirmed: {exc}") from exc
                     time.sleep(0.05 * (attempt + 1))
         except TableTransactionError as exc:
             if exc.status_code in _CONFLICT_STATUS or getattr(exc, "error_code", None) in (
                     "UpdateConditionNotSatisfied", "EntityAlreadyExists", "ResourceNotFound"):
-                raise base.Conflict(str(exc)) from exc
+                raise Conflict(str(exc)) from exc
             raise
         except HttpResponseError as exc:
             if exc.status_code in _CONFLICT_STATUS:
-                raise base.Conflict(str(exc)) from exc
+                raise Conflict(str(exc)) from exc
             raise
 
     def _fetch_stored(self, tx: _Tx, spec: TableSpec, partition: str, keys: list[str]) -> dict[str, Stored]:
@@ -523,7 +524,7 @@ class TablesRepository(base.RepositoryBase[_Tx]):
         lo = _PLACEMENT[seen.name][1] + tablekeys.encode_key(calendar_id) + ":"
         for page in self._pages(seen, user_id, {"ge": lo, "lt": _upper_bound(lo)}, ["PartitionKey", "RowKey"],
                                 microsoft_calendar_id=calendar_id):
-            with suppress(base.Conflict):  # removed meanwhile by another purge: the next one sweeps the rest
+            with suppress(Conflict):  # removed meanwhile by another purge: the next one sweeps the rest
                 self._commit(self._clients["events"],
                              [("delete", {"PartitionKey": e["PartitionKey"], "RowKey": e["RowKey"]}) for e in page])
 
@@ -553,7 +554,7 @@ class TablesRepository(base.RepositoryBase[_Tx]):
             try:
                 entity = client.get_entity(tablekeys.encode_key(partition), row_key)
             except ResourceNotFoundError as exc:
-                raise base.Conflict(f"{spec.name} {key} is gone") from exc
+                raise Conflict(f"{spec.name} {key} is gone") from exc
             etag = entity.metadata["etag"]
             changed = self._entity(spec, {spec.partition: partition, spec.remote_key: key, **values})
             entity = {k: v for k, v in entity.items() if k not in values}
