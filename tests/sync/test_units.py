@@ -14,6 +14,17 @@ from shared.sync.worker import covered
 from tests.feed.contract import expand, validate
 
 
+class RecordingQueue:
+    """An outbound queue that keeps what it was sent (publish_pending's only call is send_many)."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def send_many(self, bodies) -> int:
+        bodies = list(bodies)
+        self.sent.extend(bodies)
+        return len(bodies)
+
 def test_split_page_separates_removals_and_keeps_cancelled_rows():
     page = {"value": [
         {"id": "a", "type": "singleInstance", "isCancelled": True},
@@ -81,15 +92,7 @@ def test_outbound_sends_current_data_and_skips_rows_deleted_since(tmp_path):
                                      "lastModifiedDateTime": "2026-01-02T00:00:00Z"}])
     repo.delete_events("u", ["e2"])
 
-    class Queue:
-        sent: list[str] = []
-
-        def send_many(self, bodies):
-            bodies = list(bodies)
-            self.sent.extend(bodies)
-            return len(bodies)
-
-    queue = Queue()
+    queue = RecordingQueue()
     assert outbound.publish_pending("u", repo, queue) == 2
     assert len(queue.sent) == 1  # both changes in one row-changes.v2 message
     bodies = [change for b in queue.sent for change in expand(validate(b))]
@@ -126,15 +129,7 @@ def test_publishing_reads_rows_back_only_for_entries_without_data(tmp_path):
     repo.select = lambda table, user_id, columns, **filters: reads.append(table) or select(
         table, user_id, columns, **filters)
 
-    class Queue:
-        sent: list[str] = []
-
-        def send_many(self, bodies):
-            bodies = list(bodies)
-            self.sent.extend(bodies)
-            return len(bodies)
-
-    queue = Queue()
+    queue = RecordingQueue()
     assert outbound.publish_pending("u", repo, queue) == 50
     assert reads == [] and len(queue.sent) == 1  # built from the outbox alone, one message
     repo.upsert_events("u", "cal", [{**base, "id": "e1", "subject": "later", "changeKey": "2"}])
