@@ -31,7 +31,7 @@ from shared.storage.engine import Conflict
 from shared.storage.fixture import SQL_TYPES
 from shared.storage.rows import Incoming, Mapped, map_batch, newer_and_different_sql
 from shared.storage.schema import TableSpec
-from shared.storage.sqlbackend import SqlRepository, updates_by_columns
+from shared.storage.sqlbackend import UNSEEN_IDS, SqlRepository, updates_by_columns
 from shared.storage.textsafety import TextRules
 from shared.storage.types import ChangedRow
 
@@ -98,6 +98,10 @@ class PostgresRepository(SqlRepository[PgConnection]):
     copy_threshold = 200  # rows per chunk from which COPY + merge is used instead of unnest
     map_ahead = False  # rows are mapped in _upsert_ordered, overlapped with the server's work
     text_rules = TextRules(nul=False, surrogates_in_data=False)  # text and jsonb refuse both
+    # The chunk's ids as one array (an InitPlan): the DELETE is then an index scan on the unique id,
+    # never a join the planner could turn into a scan of every user's events.
+    delete_unseen = (f"DELETE FROM {schema.EVENTS.name} WHERE microsoft_event_id = ANY(ARRAY({UNSEEN_IDS})) "  # noqa: S608
+                     "RETURNING microsoft_event_id")
 
     def __init__(self, dsn: str, *, pool_max: int = 4) -> None:
         self.dsn = dsn
