@@ -13,6 +13,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 ROW_CHANGE = "row-change.v1"    # one changed row per message (webhooks; the queue when FEED_ROW_SCHEMA says so)
 ROW_CHANGES = "row-changes.v2"  # one mailbox's changed rows packed per message (the queue's default)
 NOTIFICATION = "notification.v1"
@@ -41,11 +43,10 @@ def content_id(*parts: str) -> str:
 
 
 def encode(body: dict[str, Any]) -> str:
-    """Compact JSON. An unpaired surrogate (hostile text kept losslessly) cannot be UTF-8: such a
-    message is written with `\\uXXXX` escapes instead, which keeps it."""
-    text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+    """Compact JSON (orjson: this runs for every change published). An unpaired surrogate (hostile
+    text kept losslessly) cannot be UTF-8 and orjson refuses it: such a message is written by the json
+    module with `\\uXXXX` escapes instead, which keeps it."""
     try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
+        return orjson.dumps(body).decode("utf-8")
+    except orjson.JSONEncodeError:
         return json.dumps(body, separators=(",", ":"), ensure_ascii=True)
-    return text

@@ -24,7 +24,6 @@ from contextvars import ContextVar
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
-from shared.feed.contract import encode as encode_json
 from shared.storage import textsafety
 from shared.storage.rows import (
     Incoming,
@@ -58,12 +57,13 @@ class Conflict(Exception):
 OUTBOX_DATA_UTF16_UNITS = 30_000  # one Table Storage string property holds 32 K UTF-16 units
 
 
-def outbox_data(data: dict[str, Any] | None) -> str | None:
-    """The row's JSON as the outbox keeps it for the publisher; None for a deletion or a row too large to
-    keep in one property (the publisher reads such a row back, and a queue message could not hold it)."""
-    if data is None:
+def outbox_data(change: ChangedRow) -> str | None:
+    """The row's JSON as the outbox keeps it for the publisher (the write's canonical text when it has
+    one); None for a deletion or a row too large to keep in one property (the publisher reads such a
+    row back, and a queue message could not hold it)."""
+    if change.data is None or change.kind == "deleted":
         return None
-    text = encode_json(data)
+    text = change.text if change.text is not None else textsafety.dumps(change.data)
     if len(text) <= OUTBOX_DATA_UTF16_UNITS // 2:  # at most two units per character: no need to count
         return text
     return text if len(text.encode("utf-16-le")) <= 2 * OUTBOX_DATA_UTF16_UNITS else None
@@ -74,7 +74,7 @@ def outbox_row(user_id: str, seq: int, change: ChangedRow, now: datetime) -> dic
     reads no rows back."""
     return {"microsoft_user_id": user_id, "seq": seq, "row_table": change.table, "remote_id": change.remote_id,
             "kind": change.kind, "version": change_version(change.data), "created_at": now,
-            "row_data": outbox_data(change.data) if change.kind != "deleted" else None}
+            "row_data": outbox_data(change)}
 
 
 # (table, key) -> (kind, digest) of the rows the current `_atomic` unit has tried to write so far.
@@ -228,9 +228,10 @@ class RepositoryCore(ABC, Generic[TxT]):
             if found is None or should_write(found, row):
                 writes.append((row, found))
                 kind: Kind = earlier[0] if earlier else ("updated" if found else "created")
-                changes.append(ChangedRow(spec.name, row.key, kind, row.data))
+                changes.append(ChangedRow(spec.name, row.key, kind, row.data, row.text))
             elif earlier is not None and earlier[1] == row.digest == found.digest:
-                changes.append(ChangedRow(spec.name, row.key, earlier[0], row.data))  # an earlier attempt wrote it
+                # an earlier attempt wrote it
+                changes.append(ChangedRow(spec.name, row.key, earlier[0], row.data, row.text))
         if writes:
             if attempted is not None:
                 for row, found in writes:

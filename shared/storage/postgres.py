@@ -5,9 +5,10 @@ Upserts are one native statement per chunk,
 with the predicate rendered from the same rule as the other backends
 (`rows.newer_and_different_sql`); `RETURNING (xmax = 0)` tells created rows
 from updated ones, and rows the WHERE rejected are not returned at all, so
-nothing is written when nothing changed. Large chunks go through COPY into a
-per-connection temporary table and one merge; smaller ones (a Graph page) through
-the same merge over `unnest` of binary arrays, one statement and one round trip
+nothing is written when nothing changed. A chunk is merged over `unnest` of
+binary arrays, one statement and one round trip, in a unit run in pipeline mode
+(only statements whose results are read wait for the server); COPY into a
+per-connection temporary table and one merge is the alternative strategy
 (bench/bench_upsert.py measures every strategy). Rows are mapped chunk by
 chunk inside the transaction, each while the server merges the previous chunk
 (`_upsert_ordered`). All SQL is parameterized; identifiers are composed with
@@ -16,8 +17,8 @@ psycopg.sql from the table specs.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -57,25 +58,34 @@ def _copy_binary(cur: psycopg.Cursor, table: sql.Composable, cols: list[str], ty
             copy.write_row(row)
 
 
+def _pipelined(conn: psycopg.Connection[Any]) -> bool:
+    """Whether the connection is in pipeline mode, where COPY cannot run."""
+    return conn.pgconn.pipeline_status != psycopg.pq.PipelineStatus.OFF
+
+
 def _decode(col_type: str, value: Any) -> Any:
     if isinstance(value, datetime):
         return value.astimezone(UTC)
     return value
 
 
-def _where(spec: TableSpec, filters: dict[str, Any]) -> tuple[sql.Composable, list[Any]]:
-    clauses, params = [], []
+FilterShape = tuple[tuple[str, bool], ...]  # (column, compared with a list of values) per filter, in order
+
+
+def _where(spec: TableSpec, filters: dict[str, Any]) -> tuple[FilterShape, list[Any]]:
+    """The shape of the WHERE clause (what `_where_sql` renders, a statement cache key) and its parameters."""
+    shape, params = [], []
     for name, value in filters.items():
         col = spec.column(name)
-        if isinstance(value, list | tuple | set | frozenset):
-            clauses.append(sql.SQL("{} = ANY(%s)").format(sql.Identifier(name)))
-            params.append([_param(col.type, v) for v in value])
-        else:
-            clauses.append(sql.SQL("{} = %s").format(sql.Identifier(name)))
-            params.append(_param(col.type, value))
-    if not clauses:
-        return sql.SQL(""), []
-    return sql.SQL(" WHERE ") + sql.SQL(" AND ").join(clauses), params
+        many = isinstance(value, list | tuple | set | frozenset)
+        shape.append((name, many))
+        params.append([_param(col.type, v) for v in value] if many else _param(col.type, value))
+    return tuple(shape), params
+
+
+def _where_sql(shape: FilterShape) -> sql.Composable:
+    clauses = [sql.SQL("{} = ANY(%s)" if many else "{} = %s").format(sql.Identifier(name)) for name, many in shape]
+    return sql.SQL(" WHERE ") + sql.SQL(" AND ").join(clauses) if clauses else sql.SQL("")
 
 
 def _count_of(cursor: psycopg.Cursor[Any]) -> int:
@@ -95,7 +105,7 @@ class PostgresRepository(SqlRepository[PgConnection]):
     placeholder = "%s"
     backend = "postgres"
     chunk_size = 1000  # small enough to overlap mapping and merging well, large enough for COPY
-    copy_threshold = 200  # rows per chunk from which COPY + merge is used instead of unnest
+    copy_threshold = 200  # outbox rows from which a unit that is not pipelined appends them by COPY
     map_ahead = False  # rows are mapped in _upsert_ordered, overlapped with the server's work
     text_rules = TextRules(nul=False, surrogates_in_data=False)  # text and jsonb refuse both
     # The chunk's ids as one array (an InitPlan): the DELETE is then an index scan on the unique id,
@@ -108,6 +118,15 @@ class PostgresRepository(SqlRepository[PgConnection]):
         self.pool = ConnectionPool(dsn, min_size=1, max_size=max(1, pool_max), open=True,
                                    kwargs={"autocommit": True, "options": "-c TimeZone=UTC"})
         self.bulk_strategy = "auto"  # "auto" | "unnest" | "copy" | "executemany"
+        self._statements: dict[tuple[Hashable, ...], bytes] = {}
+
+    def _statement(self, key: tuple[Hashable, ...], build: Callable[[], sql.Composable]) -> bytes:
+        """A statement's text, composed once per shape: composing psycopg.sql objects on every call cost
+        more Python time than dumping the parameters (a page's unit runs six statements)."""
+        text = self._statements.get(key)
+        if text is None:
+            text = self._statements[key] = build().as_bytes(None)
+        return text
 
     def close(self) -> None:
         self.pool.close()
@@ -131,9 +150,18 @@ class PostgresRepository(SqlRepository[PgConnection]):
 
     @contextmanager
     def _transaction(self, partition: str) -> Iterator[PgConnection]:
+        """A unit in pipeline mode: a statement whose result nobody reads (round markers, outbox entries,
+        the cursor, COMMIT) is sent without waiting for the server; the connection waits only where a
+        result is read. A page's unit is 4 round trips instead of 8, and each round trip is also a wait
+        for the GIL when other threads work (the page fetched ahead). COPY cannot run in pipeline mode:
+        chunks are merged through `unnest` (as fast as COPY + merge at 1,000 rows, bench/bench_upsert.py)
+        unless `bulk_strategy` asks for COPY, whose units are then not pipelined."""
         try:
-            with self.pool.connection() as conn, conn.transaction():
-                yield conn
+            with self.pool.connection() as conn, ExitStack() as stack:
+                if self.bulk_strategy != "copy":
+                    stack.enter_context(conn.pipeline())
+                with conn.transaction():
+                    yield conn
         except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure) as exc:
             raise Conflict(str(exc)) from exc
 
@@ -179,7 +207,7 @@ class PostgresRepository(SqlRepository[PgConnection]):
                 following = map_batch(upcoming)
                 continue
             rows, names = following, list(following[0].values)
-            strategy = self._strategy(len(rows))
+            strategy = self._strategy()
             if strategy == "executemany":
                 returned = self._merge_executemany(tx, spec, names, rows, now)
                 following = map_batch(upcoming)
@@ -192,18 +220,18 @@ class PostgresRepository(SqlRepository[PgConnection]):
                         following = map_batch(upcoming)  # ... Python maps the next chunk
                     returned = cur.fetchall()
             by_key = {r.key: r for r in rows}
-            changes += [ChangedRow(spec.name, key, "created" if inserted else "updated", by_key[key].data)
+            changes += [ChangedRow(spec.name, key, "created" if inserted else "updated", by_key[key].data,
+                                   by_key[key].text)
                         for key, inserted in returned]
         return changes
 
-    def _strategy(self, rows: int) -> str:
-        """How a chunk is merged: one `unnest` statement, COPY + merge from `copy_threshold` rows up."""
-        if self.bulk_strategy != "auto":
-            return self.bulk_strategy
-        return "copy" if rows >= self.copy_threshold else "unnest"
+    def _strategy(self) -> str:
+        """How a chunk is merged: one `unnest` statement (pipelined units, the default), or COPY into a
+        stage + one merge when `bulk_strategy` asks for it (`_transaction` then does not pipeline)."""
+        return "unnest" if self.bulk_strategy == "auto" else self.bulk_strategy
 
     def _unnest(self, spec: TableSpec, names: list[str], rows: list[Mapped],
-                now: datetime) -> tuple[sql.Composed, list[list[Any]]]:
+                now: datetime) -> tuple[bytes, list[list[Any]]]:
         """The merge of a chunk as ONE statement: each column's values travel as one typed array
         (binary, psycopg's C dumpers) and `unnest` turns them back into rows. One round trip and one
         statement execution per chunk, no temporary table: the fastest path for page-sized chunks."""
@@ -211,12 +239,18 @@ class PostgresRepository(SqlRepository[PgConnection]):
         types = [_stage_type(spec.column(n).type) for n in cols]
         arrays: list[list[Any]] = [[row.values.get(n) for row in rows] for n in names]
         arrays += [[row.text for row in rows], [now] * len(rows), [now] * len(rows)]
-        source = sql.SQL("SELECT {} FROM unnest({}) AS u({}) ORDER BY u.{}").format(
-            sql.SQL(", ").join(sql.SQL("u.{}::jsonb").format(sql.Identifier(n)) if spec.column(n).type == schema.JSON
-                               else sql.SQL("u.{}").format(sql.Identifier(n)) for n in cols),
-            sql.SQL(", ").join(sql.SQL("%b::{}[]").format(sql.SQL(t)) for t in types),
-            _ids(cols), sql.Identifier(spec.remote_key))
-        return self._upsert_sql(spec, names, rows[0].compared, source), arrays
+        compared = rows[0].compared
+
+        def merge() -> sql.Composed:
+            source = sql.SQL("SELECT {} FROM unnest({}) AS u({}) ORDER BY u.{}").format(
+                sql.SQL(", ").join(sql.SQL("u.{}::jsonb").format(sql.Identifier(n))
+                                   if spec.column(n).type == schema.JSON
+                                   else sql.SQL("u.{}").format(sql.Identifier(n)) for n in cols),
+                sql.SQL(", ").join(sql.SQL("%b::{}[]").format(sql.SQL(t)) for t in types),
+                _ids(cols), sql.Identifier(spec.remote_key))
+            return self._upsert_sql(spec, names, compared, source)
+
+        return self._statement(("merge", spec.name, tuple(names), tuple(compared)), merge), arrays
 
     def _values(self, spec: TableSpec, names: list[str], row: Mapped, now: datetime) -> list[Any]:
         return [_param(spec.column(n).type, row.values.get(n)) for n in names] + [row.text, now, now]
@@ -263,19 +297,20 @@ class PostgresRepository(SqlRepository[PgConnection]):
     def _select(self, spec: TableSpec, partition: str | None, filters: dict[str, Any], tx: PgConnection | None = None,
                 columns: Sequence[str] | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         names = list(columns or spec.names())
-        where, params = _where(spec, filters)
-        query = sql.SQL("SELECT {} FROM {}{} ORDER BY {}{}").format(
-            _ids(names), sql.Identifier(spec.name), where, _ids(spec.key),
-            sql.SQL(" LIMIT {}").format(sql.Literal(int(limit))) if limit is not None else sql.SQL(""))
+        shape, params = _where(spec, filters)
+        query = self._statement(("select", spec.name, tuple(names), shape, limit), lambda: sql.SQL(
+            "SELECT {} FROM {}{} ORDER BY {}{}").format(
+            _ids(names), sql.Identifier(spec.name), _where_sql(shape), _ids(spec.key),
+            sql.SQL(" LIMIT {}").format(sql.Literal(int(limit))) if limit is not None else sql.SQL("")))
         types = [spec.column(n).type for n in names]
         with self._conn(tx) as conn:
             rows = conn.execute(query, params).fetchall()
         return [{n: _decode(t, v) for n, t, v in zip(names, types, row, strict=True)} for row in rows]
 
     def _delete(self, tx: PgConnection, spec: TableSpec, partition: str, filters: dict[str, Any]) -> list[str]:
-        where, params = _where(spec, filters)
-        query = sql.SQL("DELETE FROM {}{} RETURNING {}").format(
-            sql.Identifier(spec.name), where, sql.Identifier(spec.key[-1]))
+        shape, params = _where(spec, filters)
+        query = self._statement(("delete", spec.name, shape), lambda: sql.SQL("DELETE FROM {}{} RETURNING {}").format(
+            sql.Identifier(spec.name), _where_sql(shape), sql.Identifier(spec.key[-1])))
         return [row[0] for row in tx.execute(query, params).fetchall()]
 
     def _put(self, tx: PgConnection, spec: TableSpec, partition: str, rows: list[dict[str, Any]]) -> None:
@@ -284,27 +319,33 @@ class PostgresRepository(SqlRepository[PgConnection]):
         if not rows:
             return
         names = spec.names()
-        others = [n for n in names if n not in spec.key]
-        action = (sql.SQL("DO UPDATE SET ") + sql.SQL(", ").join(
-            sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(n)) for n in others)) if others else sql.SQL(
-            "DO NOTHING")
-        insert = sql.SQL("INSERT INTO {} ({}) {} ON CONFLICT ({}) {}")
-        if len(rows) == 1 or any(spec.column(n).type == schema.JSON for n in names):
-            query = insert.format(sql.Identifier(spec.name), _ids(names), sql.SQL("VALUES ({})").format(
-                sql.SQL(", ").join([sql.Placeholder()] * len(names))), _ids(spec.key), action)
+        one_by_one = len(rows) == 1 or any(spec.column(n).type == schema.JSON for n in names)
+        query = self._statement(("put", spec.name, one_by_one), lambda: self._put_sql(spec, one_by_one))
+        if one_by_one:
             with tx.cursor() as cur:
                 cur.executemany(query, [[_param(spec.column(n).type, r.get(n)) for n in names] for r in rows])
             return
         # One statement may not touch a row twice: keep the last row of each key, as one per row would.
         latest = list({tuple(r.get(k) for k in spec.key): r for r in rows}.values())
-        source = sql.SQL("SELECT * FROM unnest({})").format(sql.SQL(", ").join(
-            sql.SQL("%b::{}[]").format(sql.SQL(SQL_TYPES["postgres"][spec.column(n).type])) for n in names))
-        tx.execute(insert.format(sql.Identifier(spec.name), _ids(names), source, _ids(spec.key), action),
-                   [[r.get(n) for r in latest] for n in names])
+        tx.execute(query, [[r.get(n) for r in latest] for n in names])
+
+    @staticmethod
+    def _put_sql(spec: TableSpec, one_by_one: bool) -> sql.Composed:
+        """INSERT .. ON CONFLICT replacing the row: one row's VALUES, or every row's column as an array."""
+        names = spec.names()
+        others = [n for n in names if n not in spec.key]
+        action = (sql.SQL("DO UPDATE SET ") + sql.SQL(", ").join(
+            sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(n)) for n in others)) if others else sql.SQL(
+            "DO NOTHING")
+        source = sql.SQL("VALUES ({})").format(sql.SQL(", ").join([sql.Placeholder()] * len(names))) if one_by_one \
+            else sql.SQL("SELECT * FROM unnest({})").format(sql.SQL(", ").join(
+                sql.SQL("%b::{}[]").format(sql.SQL(SQL_TYPES["postgres"][spec.column(n).type])) for n in names))
+        return sql.SQL("INSERT INTO {} ({}) {} ON CONFLICT ({}) {}").format(
+            sql.Identifier(spec.name), _ids(names), source, _ids(spec.key), action)
 
     def _append(self, tx: PgConnection, spec: TableSpec, partition: str, rows: list[dict[str, Any]]) -> None:
         """New rows only (no conflict possible): COPY straight into the table for large batches."""
-        if len(rows) < self.copy_threshold:
+        if len(rows) < self.copy_threshold or _pipelined(tx):
             self._put(tx, spec, partition, rows)
             return
         names = spec.names()
@@ -323,15 +364,15 @@ class PostgresRepository(SqlRepository[PgConnection]):
                 cur.executemany(query, params)
 
     def _distinct(self, spec: TableSpec, partition: str, column: str, filters: dict[str, Any]) -> set[Any]:
-        where, params = _where(spec, filters)
+        shape, params = _where(spec, filters)
         col = spec.column(column)
         query = sql.SQL("SELECT DISTINCT {} FROM {}{}").format(sql.Identifier(col.name), sql.Identifier(spec.name),
-                                                               where)
+                                                               _where_sql(shape))
         with self.pool.connection() as conn:
             return {_decode(col.type, row[0]) for row in conn.execute(query, params) if row[0] is not None}
 
     def _count(self, spec: TableSpec, partition: str | None) -> int:
-        where, params = _where(spec, {spec.partition: partition} if partition else {})
+        shape, params = _where(spec, {spec.partition: partition} if partition else {})
         with self.pool.connection() as conn:
             return _count_of(conn.execute(sql.SQL("SELECT count(*) FROM {}{}").format(
-                sql.Identifier(spec.name), where), params))
+                sql.Identifier(spec.name), _where_sql(shape)), params))

@@ -107,4 +107,5 @@ class SqlRepository(base.RepositoryBase[ConnT], Generic[ConnT]):
 
     def _sweep_flows(self, now_ms: int) -> int:
         with self._transaction("") as conn:
-            return int(self._run(conn, migrations.SWEEP_FLOWS, (now_ms,)).rowcount)
+            swept = self._run(conn, migrations.SWEEP_FLOWS, (now_ms,))
+        return int(swept.rowcount)  # read after the unit: a pipelined unit has the count once it is synced

@@ -191,6 +191,9 @@ class ChangedRow:
     remote_id: str
     kind: Literal["created", "updated", "deleted"]
     data: dict[str, Any] | None
+    # The data's canonical JSON as the write computed it (rows.Mapped.text), so the outbox keeps it
+    # without encoding the row a second time; None where the writer had no text at hand.
+    text: str | None = dataclasses.field(default=None, compare=False, repr=False)
 
 
 @dataclasses.dataclass(frozen=True)
