@@ -15,8 +15,13 @@ One simulator user holds N single events in the primary calendar; every path rea
 Each round runs the four paths one after the other (order rotated per round) so load from
 other processes hits all of them alike; the table prints each path's median and the ratios.
 
+--latency-ms: the simulator answers every Graph request that much later (a list runs one table
+per latency). At 0 ms the simulator, the client and PostgreSQL share this machine's two cores and
+the product's ratio measures CPU per event; Graph itself answers a delta page in tens to hundreds
+of milliseconds, and then the ratio measures how well fetching and storing overlap.
+
 Run: .venv/bin/python bench/bench_backfill_paths.py [--events 20000] [--rounds 3] [--page-size 100]
-     [--backend postgres|sqlite|tables] [--sdk-events 300] [--profile FILE]
+     [--backend postgres|sqlite|tables] [--sdk-events 300] [--latency-ms 0,50] [--profile FILE]
 PostgreSQL: PG_DSN or 127.0.0.1:5432 (a throwaway database is created and dropped; the copy path
 always writes there). tables: Table Storage on an Azurite started from node_modules.
 --profile: cProfile of one extra product round, written to FILE (pstats) and summarised.
@@ -238,6 +243,25 @@ def summarise_profile(path: str) -> None:
     print(f"  {'total':<50} {total:6.2f}s")
 
 
+def compare(paths: Paths, order: list[str], rounds: int) -> None:
+    """Interleaved rounds of every path; the medians and the ratios to the fetch limit."""
+    rates: dict[str, list[float]] = {k: [] for k in order}
+    paths.fetch()  # warm up: the simulator's caches, the token, the page list for `copy`
+    for round_no in range(rounds):
+        for path in order[round_no % len(order):] + order[:round_no % len(order)]:
+            count, seconds = timed(getattr(paths, path))
+            if path == "copy":
+                seconds = paths.copy_seconds  # mapping excluded: the rows are "already mapped"
+            rates[path].append(count / seconds)
+        print(f"  round {round_no + 1}: " + ", ".join(f"{k} {v[-1]:,.0f}/s" for k, v in rates.items()))
+    fetch = statistics.median(rates["fetch"])
+    print(f"\n{'path':<10} {'events/s (median)':>18} {'min-max':>17} {'x fetch limit':>14}")
+    for path, values in rates.items():
+        print(f"{path:<10} {statistics.median(values):>18,.0f} {min(values):>8,.0f}-{max(values):<8,.0f} "
+              f"{statistics.median(values) / fetch:>14.2f}")
+    print(f"\nproduct / fetch limit = {statistics.median(rates['product']) / fetch:.2f} (target >= 0.6)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=20000)
@@ -247,6 +271,8 @@ def main() -> None:
     parser.add_argument("--backend", choices=["postgres", "sqlite", "tables"], default="postgres")
     parser.add_argument("--pg-dsn", default=os.environ.get("PG_DSN") or "host=127.0.0.1 port=5432 user=postgres "
                                                                          "dbname=postgres")
+    parser.add_argument("--latency-ms", default="0",
+                        help="comma-separated Graph latencies; one table each (default 0)")
     parser.add_argument("--profile", help="write a cProfile of one more product round here")
     args = parser.parse_args()
     import logging
@@ -292,21 +318,10 @@ def main() -> None:
         print(f"{args.events} events seeded and linked in {time.perf_counter() - started:.1f}s; backend "
               f"{args.backend}, pages of {args.page_size}, {args.rounds} interleaved rounds")
         order = ["fetch", "product", "copy"] + (["sdk"] if args.backend == "postgres" else [])
-        rates: dict[str, list[float]] = {k: [] for k in order}
-        paths.fetch()  # warm up: the simulator's caches, the token, the page list for `copy`
-        for round_no in range(args.rounds):
-            for path in order[round_no % len(order):] + order[:round_no % len(order)]:
-                count, seconds = timed(getattr(paths, path))
-                if path == "copy":
-                    seconds = paths.copy_seconds  # mapping excluded: the rows are "already mapped"
-                rates[path].append(count / seconds)
-            print(f"  round {round_no + 1}: " + ", ".join(f"{k} {v[-1]:,.0f}/s" for k, v in rates.items()))
-        fetch = statistics.median(rates["fetch"])
-        print(f"\n{'path':<10} {'events/s (median)':>18} {'min-max':>17} {'x fetch limit':>14}")
-        for path, values in rates.items():
-            print(f"{path:<10} {statistics.median(values):>18,.0f} {min(values):>8,.0f}-{max(values):<8,.0f} "
-                  f"{statistics.median(values) / fetch:>14.2f}")
-        print(f"\nproduct / fetch limit = {statistics.median(rates['product']) / fetch:.2f} (target >= 0.6)")
+        for latency in [int(v) for v in args.latency_ms.split(",")]:
+            sim.faults.set(latency_ms=latency)
+            print(f"\nGraph latency {latency} ms per request")
+            compare(paths, order, args.rounds)
         if args.profile:
             profiler = cProfile.Profile()
             profiler.runcall(paths.product)
