@@ -71,8 +71,9 @@ class LocalInstance:
         return _accepts_connections(self.details.get("base_url"))
 
 
-def _accepts_connections(base_url: object, timeout: float = 2.0) -> bool:
-    """Whether something listens at `base_url`'s host and port (the kernel answers, however busy the host).
+def _accepts_connections(base_url: object, timeout: float = 5.0) -> bool:
+    """Whether something listens at `base_url`'s host and port. The kernel completes the handshake however
+    busy the host is; the timeout only covers a full accept backlog (a dropped SYN is sent again after 1 s).
 
     A record without a URL (written before the URL was recorded) is judged by its pid alone."""
     if not isinstance(base_url, str) or not base_url:
