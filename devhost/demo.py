@@ -102,10 +102,14 @@ def sign_in(sim: GraphSimulator, tenant: str, base_url: str, user_id: str) -> No
 
 
 class Changer:
-    """Changes events in the simulator and reports when each change is a row."""
+    """Changes events in the simulator and reports when each change is a row.
 
-    def __init__(self, sim: GraphSimulator, users: dict[str, str], say: Callable[[str], None]) -> None:
-        self.sim, self.users, self.say = sim, users, say
+    `stop` ends the wait for a row at once: SIGTERM must not wait out a change's 30 s (whoever stops
+    the demo, `make` or a test, gives up and kills it, leaving it unreaped)."""
+
+    def __init__(self, sim: GraphSimulator, users: dict[str, str], say: Callable[[str], None],
+                 stop: threading.Event) -> None:
+        self.sim, self.users, self.say, self.stop = sim, users, say, stop
         self.rnd = random.Random()
 
     def _rows(self, user: str) -> dict[str, dict[str, Any]]:
@@ -128,6 +132,8 @@ class Changer:
         """One new event in every calendar of every user: each calendar's notification path, shown."""
         for name, user in sorted(self.users.items()):
             for calendar_id in sorted(self._calendar_names(user), key=lambda c: self._calendar_names(user)[c]):
+                if self.stop.is_set():
+                    return
                 self.one(name, calendar_id, "create")
 
     def one(self, name: str | None = None, calendar_id: str | None = None, kind: str | None = None) -> None:
@@ -162,7 +168,8 @@ class Changer:
                 self.say(f"{name:<6} {where:<10} {kind:<7} {subject!r:<36} replicated: "
                          f"{self._latency(at, time.time())}")
                 return
-            time.sleep(0.05)
+            if self.stop.wait(0.05):
+                return  # stopping: this change's row is not waited for
         self.say(f"{name:<6} {where:<10} {kind:<7} {subject!r}: not replicated within 30 s (see the log)")
 
 
@@ -207,7 +214,7 @@ def run(host_factory: Callable[[], DevHost], port: int, stop: threading.Event, i
             f"{len(sim.list_subscriptions())}, one per calendar (Graph validated {base_url}/api/graph/notifications)")
         say("Now changing events in every calendar (RENEWAL_RESYNC=false: only notifications bring them); "
             "each line is a change seen as a row:")
-        changer = Changer(sim, users, say)
+        changer = Changer(sim, users, say, stop)
         changer.tour()
         while not stop.wait(interval):
             try:

@@ -16,10 +16,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import socket
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from shared.config import Settings
@@ -51,7 +53,13 @@ class LocalInstance:
 
     @property
     def running(self) -> bool:
-        """Whether the process that wrote the settings is still alive (the demo)."""
+        """Whether the demo that wrote the settings is still up: its pid exists and its host's port answers.
+
+        The pid alone is no proof. A demo killed before its parent reaped it (`make` killed with it) is a
+        zombie that `kill(pid, 0)` still finds until init reaps it, and the pid in a record left by a
+        crashed demo may belong to another process by now. A process that has exited holds no sockets,
+        so the recorded URL refusing connections says the demo is gone.
+        """
         if self.pid is None:
             return False
         try:
@@ -59,8 +67,26 @@ class LocalInstance:
         except ProcessLookupError:
             return False
         except PermissionError:
-            return True
+            pass  # exists, owned by someone else: the port decides
+        return _accepts_connections(self.details.get("base_url"))
+
+
+def _accepts_connections(base_url: object, timeout: float = 5.0) -> bool:
+    """Whether something listens at `base_url`'s host and port. The kernel completes the handshake however
+    busy the host is; the timeout only covers a full accept backlog (a dropped SYN is sent again after 1 s).
+
+    A record without a URL (written before the URL was recorded) is judged by its pid alone."""
+    if not isinstance(base_url, str) or not base_url:
         return True
+    parts = urlsplit(base_url)
+    if not parts.hostname:
+        return True
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        socket.create_connection((parts.hostname, port), timeout=timeout).close()
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def read_values(path: Path) -> dict[str, str]:

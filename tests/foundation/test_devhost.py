@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import azure.functions as func
 import pytest
@@ -186,3 +188,28 @@ def test_a_slow_message_does_not_hold_back_the_next_batches(app_env):
     assert "held back" not in done
     assert sorted(done) == sorted(["slow", *[f"fast-{i}" for i in range(9)]])
     assert done[-1] == "slow"
+
+
+def test_the_demo_stops_waiting_for_a_row_when_stopped(app_env, graphsim):
+    """SIGTERM while a change has not become a row yet: the demo goes on to stop its host at once instead
+    of waiting out the change's 30 s (past which `make run`'s stopper kills it unreaped)."""
+    from devhost.demo import Changer
+    from graphsim.demo import seed
+
+    app_env(DATABASE_BACKEND="sqlite")
+    demo = seed(graphsim)
+    users = {upn.split("@")[0].capitalize(): uid for upn, uid in demo["users"].items()}
+    stop = threading.Event()
+    said: list[str] = []
+    stopper = threading.Timer(0.5, stop.set)
+    stopper.start()
+    started = time.monotonic()
+    try:
+        Changer(graphsim, users, said.append, stop).one("Adele", kind="create")  # no host: it never becomes a row
+    finally:
+        stopper.cancel()
+    assert time.monotonic() - started < 5
+    assert said == []
+    events = {uid: len(graphsim.store.mailbox(uid).events) for uid in users.values()}
+    Changer(graphsim, users, said.append, stop).tour()  # stopped: no further change is made
+    assert {uid: len(graphsim.store.mailbox(uid).events) for uid in users.values()} == events
