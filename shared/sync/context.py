@@ -6,6 +6,7 @@ transaction as the write, and `outbound.publish_pending` publishes the outbox.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -31,6 +32,9 @@ class SyncContext:
     delta_rounds: int = 0
     delta_other: bool = False   # calendarView/delta for non-default calendars (events.py)
     detect_delta: bool = False  # DELTA_OTHER_CALENDARS=auto: fall back to listings when unsupported
+    # Publishes the outbox while the next page is still on its way (worker.py sets it), so a backfill
+    # does not end with all its changes still to send; never raises (the end of the sync does).
+    publish_ahead: Callable[[], None] | None = None
 
     @property
     def page_headers(self) -> dict[str, str]:

@@ -111,6 +111,8 @@ def _round(ctx: SyncContext, calendar_id: str, source: Source, url: str, params:
                                     next_link=next_link, delta_link=delta_link, window=ctx.window,
                                     full_round=full_round)
             round_masters.after_page(items, next_link, delta_link)
+            if pending is not None and ctx.publish_ahead is not None and not pending.done():
+                ctx.publish_ahead()  # the time Graph takes to answer, not spent idle
             deleted_any = deleted_any or any(c.kind == "deleted" for c in result.changes)
             ctx.progress.page(source.label, len(items))
     if full_round:

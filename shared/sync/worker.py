@@ -41,6 +41,8 @@ from shared.graph.paths import segment
 from shared.queues.messages import SyncRequest
 
 if TYPE_CHECKING:  # imported lazily at run time: the notification endpoint imports this module
+    from collections.abc import Callable
+
     from shared.config import Settings
     from shared.graph.errors import GraphError
     from shared.graph.protocol import GraphApi
@@ -161,6 +163,31 @@ def run(request: SyncRequest, *, settings: Settings | None = None, repo: Reposit
     return outcome
 
 
+def _publisher(user: str, repo: Repository, settings: Settings, who: str) -> Callable[[], None]:
+    """Publishing between pages of a round, while the next page is on its way from Graph.
+
+    A failure leaves the changes in the outbox for the publish that ends the sync (whose error the
+    sync message's retry handles) and stops publishing between pages for the rest of this sync: a
+    queue outage must not stop rows from being stored.
+    """
+    from shared.sync.outbound import publish_pending
+
+    failed = False
+
+    def publish() -> None:
+        nonlocal failed
+        if failed:
+            return
+        try:
+            publish_pending(user, repo, settings=settings)
+        except Exception as exc:
+            failed = True
+            log.warning("sync %s: publishing between pages failed (%s: %s); the changes wait in the outbox "
+                        "for the end of the sync", who, type(exc).__name__, exc)
+
+    return publish
+
+
 def _sync(request: SyncRequest, settings: Settings, repo: Repository, graph: GraphApi | None, account: AccountState,
           who: str) -> Outcome:
     from shared.auth.errors import ReauthRequired
@@ -199,6 +226,7 @@ def _sync(request: SyncRequest, settings: Settings, repo: Repository, graph: Gra
     ctx = SyncContext(user, repo, graph, settings, current_window(settings), prefix=mailbox_prefix(account, user),
                       full=request.full, progress=Progress(who))
     ctx.delta_other, ctx.detect_delta = delta_other_calendars(settings, account)
+    ctx.publish_ahead = _publisher(user, repo, settings, who)
     listed, found = True, True
 
     def on_listed(calendars: list[dict[str, Any]]) -> None:

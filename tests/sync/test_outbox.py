@@ -156,3 +156,68 @@ def test_packed_changes_survive_a_queue_failing_between_messages(world, no_subsc
     for p in packed:  # commit order within a message
         sequences = [c["sequence"] for c in p["changes"]]
         assert sequences == sorted(set(sequences))
+
+
+def _record_sends(monkeypatch, world, user: str) -> list[int]:
+    """Event rows stored when each send to the outbound queue was made."""
+    queue_type = type(open_queue(OUTBOUND_QUEUE, world.settings))
+    original, stored = queue_type.send_many, []
+
+    def send_many(self, bodies, *, delay_seconds: int = 0) -> int:
+        if self.name == OUTBOUND_QUEUE:
+            stored.append(world.repo.counts(user)[schema.EVENTS.name])
+        return original(self, bodies, delay_seconds=delay_seconds)
+
+    monkeypatch.setattr(queue_type, "send_many", send_many)
+    return stored
+
+
+def test_changes_are_published_while_the_next_page_is_on_its_way(world, no_subscribe, monkeypatch):
+    """A slow Graph leaves the worker idle between pages: the pages stored so far are published then,
+    not all at the end of the sync (120 events in pages of 50: three pages)."""
+    sim = world.sim
+    alice = world.user("Alice")
+    for i in range(120):
+        sim.create_event(alice, subject=f"e{i}", **slot(i % 20 + 1))
+    stored = _record_sends(monkeypatch, world, alice)
+    sim.faults.set(latency_ms=300)
+    try:
+        world.link(alice)
+        assert drain_retrying(world) == ["synced"]
+    finally:
+        sim.faults.clear()
+    assert any(0 < n < 120 for n in stored), stored  # sent after a page, before the last page was stored
+    assert world.repo.pending_changes(alice) == []
+    events = {e["remote_id"] for e in consume(world) if e["table"] == schema.EVENTS.name}
+    assert len(events) == 120
+
+
+def test_a_queue_failing_between_pages_stops_no_row_from_being_stored(world, no_subscribe, monkeypatch):
+    """Publishing between pages meets a queue outage: the round still stores every page and stops
+    publishing between pages; the end of the sync publishes everything (its own failure would fail the
+    sync message, which is retried: test_changes_survive_a_failing_outbound_queue)."""
+    sim = world.sim
+    alice = world.user("Alice")
+    for i in range(120):
+        sim.create_event(alice, subject=f"e{i}", **slot(i % 20 + 1))
+    queue_type = type(open_queue(OUTBOUND_QUEUE, world.settings))
+    original, refused = queue_type.send_many, []
+
+    def send_many(self, bodies, *, delay_seconds: int = 0) -> int:
+        stored = world.repo.counts(alice)[schema.EVENTS.name]
+        if self.name == OUTBOUND_QUEUE and 0 < stored < 120:  # down while the round goes on
+            refused.append(stored)
+            raise QueueDown("outbound queue unavailable")
+        return original(self, bodies, delay_seconds=delay_seconds)
+
+    monkeypatch.setattr(queue_type, "send_many", send_many)
+    sim.faults.set(latency_ms=300)
+    try:
+        world.link(alice)
+        assert drain_retrying(world) == ["synced"]
+    finally:
+        sim.faults.clear()
+    assert len(refused) == 1, refused  # tried once between pages, then left to the end of the sync
+    assert world.repo.pending_changes(alice) == []
+    events = {e["remote_id"] for e in consume(world) if e["table"] == schema.EVENTS.name}
+    assert len(events) == 120
