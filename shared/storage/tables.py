@@ -74,7 +74,8 @@ Op = tuple[Any, ...]  # ("create" | "upsert" | "update" | "delete", entity[, opt
 
 RESENDS = 2  # a batch whose connection was reset is sent again this often before the unit is retried
 MAX_BATCH = 100
-POINT_READS = 20  # up to this many keys are read one by one; more scan the partition
+POINT_READS = 20  # up to this many keys are read one by one; a longer list of ids concurrently:
+MAX_POINT_READS = 2000  # up to this many (a unit's chunk of rows), beyond which the partition is scanned
 MAX_BATCH_BYTES = 3_000_000  # a transaction's body may not exceed 4 MiB; leave room for the envelope
 SCHEMA_VERSION = 5  # the SQL migrations' number; 2 added leases, 3 the outbox and sign-ins (meta/events here),
 # 4 the calendar subscriptions (accounts table, "s:" rows), 5 the outbox entries' row_data (a new property)
@@ -125,6 +126,7 @@ class TablesRepository(base.RepositoryBase[_Tx]):
     backend = "tables"
     chunk_size = 20_000  # change detection scans the partition once per chunk: keep bulk writes in one
     parallel_batches = 4
+    read_concurrency = 8  # point reads in flight for a list of ids (`_read_points`)
     text_rules = TextRules(column_units=tablekeys.MAX_PROPERTY_UNITS)  # data is sliced; a column is one property
 
     def __init__(self, service: TableServiceClient, *, prefix: str = "calsync",
@@ -267,20 +269,18 @@ class TablesRepository(base.RepositoryBase[_Tx]):
 
     def _query(self, spec: TableSpec, partition: str | None, filters: dict[str, Any],
                select: list[str] | None, limit: int | None = None) -> list[TableEntity]:
-        """Entities of `spec` matching the filters (point reads when every key part is given)."""
+        """Entities of `spec` matching the filters: point reads when every key part is given (a list of
+        ids included), else a query of the table's RowKey range in the partition, narrowed to the span
+        of a list of numbers (`_key_span`)."""
         client = self._client(spec)
         point = self._point_keys(spec, partition, filters)
+        entities: Iterable[TableEntity]
         if point is not None and partition is not None:
-            found = []
-            for row_key in point:
-                try:
-                    found.append(client.get_entity(tablekeys.encode_key(partition), row_key, select=select))
-                except ResourceNotFoundError:
-                    continue
-            entities: Iterable[TableEntity] = found
+            entities = self._read_points(client, tablekeys.encode_key(partition), point, select)
         else:
             prefix = _PLACEMENT[spec.name][1]
-            params: dict[str, Any] = {"lo": prefix, "hi": _upper_bound(prefix)}
+            lo, hi = self._key_span(spec, partition, filters) or (prefix, _upper_bound(prefix))
+            params: dict[str, Any] = {"lo": lo, "hi": hi}
             clauses = ["RowKey ge @lo", "RowKey lt @hi"]
             if partition is not None:
                 clauses.append("PartitionKey eq @pk")
@@ -295,16 +295,50 @@ class TablesRepository(base.RepositoryBase[_Tx]):
         return list(itertools.islice(matching, limit) if limit is not None else matching)
 
     def _point_keys(self, spec: TableSpec, partition: str | None, filters: dict[str, Any]) -> list[str] | None:
+        """The RowKeys to read one by one: every key part given, as few combinations as POINT_READS, or
+        one key part given as a list of ids (up to MAX_POINT_READS). Ids that Graph chose lie scattered
+        over a mailbox's partition; numbers we allocate (outbox seqs) are dense: `_key_span` reads them."""
         parts = [k for k in spec.key if k != spec.partition]
         if partition is None or not parts or any(k not in filters for k in parts):
             return None
         choices = [v if isinstance(v, list | tuple | set | frozenset) else [v] for v in (filters[k] for k in parts)]
-        if any(len(c) > POINT_READS for c in choices):
+        one_list = len(parts) == 1 and spec.column(parts[0]).type != schema.INT
+        if len(choices[0]) > MAX_POINT_READS or (not one_list and any(len(c) > POINT_READS for c in choices)):
             return None
         combos = list(itertools.product(*[sorted(c) for c in choices]))
-        if len(combos) > POINT_READS:
+        if len(combos) > (MAX_POINT_READS if one_list else POINT_READS):
             return None
         return [self._row_key(spec, {**dict(zip(parts, combo, strict=True))}) for combo in combos]
+
+    def _key_span(self, spec: TableSpec, partition: str | None, filters: dict[str, Any]) -> tuple[str, str] | None:
+        """RowKey bounds [lo, hi) around a list of numbers given for the only key part (outbox seqs)."""
+        parts = [k for k in spec.key if k != spec.partition]
+        values = filters.get(parts[0]) if partition is not None and len(parts) == 1 else None
+        if not values or not isinstance(values, list | tuple | set | frozenset) or \
+                spec.column(parts[0]).type != schema.INT:
+            return None
+        return (self._row_key(spec, {parts[0]: min(values)}),
+                self._row_key(spec, {parts[0]: max(values) + 1}))
+
+    def _read_points(self, client: TableClient, partition_key: str, row_keys: list[str],
+                     select: list[str] | None) -> list[TableEntity]:
+        """The entities of these RowKeys that exist: point queries, `read_concurrency` at a time beyond
+        POINT_READS. A page's stored rows are read this way, not by scanning the mailbox's partition
+        (quadratic in the mailbox) nor by OR-ing RowKeys in a filter (a partition scan for the service)."""
+        def one(row_key: str) -> TableEntity | None:
+            try:
+                return client.get_entity(partition_key, row_key, select=select)
+            except ResourceNotFoundError:
+                return None
+
+        if len(row_keys) <= POINT_READS:
+            found = [one(key) for key in row_keys]
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(self.read_concurrency) as pool:
+                found = list(pool.map(one, row_keys))
+        return [entity for entity in found if entity is not None]
 
     @staticmethod
     def _matches(spec: TableSpec, entity: dict[str, Any], filters: dict[str, Any]) -> bool:
