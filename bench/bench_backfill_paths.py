@@ -19,9 +19,12 @@ other processes hits all of them alike; the table prints each path's median and 
 per latency). At 0 ms the simulator, the client and PostgreSQL share this machine's two cores and
 the product's ratio measures CPU per event; Graph itself answers a delta page in tens to hundreds
 of milliseconds, and then the ratio measures how well fetching and storing overlap.
+--sim: the simulator in its own process (`process`, the default: Graph is another machine, its
+CPU is not this process's GIL) or in this one (`inprocess`, as the issue's first figures were taken).
 
 Run: .venv/bin/python bench/bench_backfill_paths.py [--events 20000] [--rounds 3] [--page-size 100]
-     [--backend postgres|sqlite|tables] [--sdk-events 300] [--latency-ms 0,50] [--profile FILE]
+     [--backend postgres|sqlite|tables] [--sdk-events 300] [--latency-ms 0,50] [--sim process|inprocess]
+     [--profile FILE]
 PostgreSQL: PG_DSN or 127.0.0.1:5432 (a throwaway database is created and dropped; the copy path
 always writes there). tables: Table Storage on an Azurite started from node_modules.
 --profile: cProfile of one extra product round, written to FILE (pstats) and summarised.
@@ -246,19 +249,23 @@ def summarise_profile(path: str) -> None:
 def compare(paths: Paths, order: list[str], rounds: int) -> None:
     """Interleaved rounds of every path; the medians and the ratios to the fetch limit."""
     rates: dict[str, list[float]] = {k: [] for k in order}
+    cpu: dict[str, list[float]] = {k: [] for k in order}  # this process's CPU seconds per event
     paths.fetch()  # warm up: the simulator's caches, the token, the page list for `copy`
     for round_no in range(rounds):
         for path in order[round_no % len(order):] + order[:round_no % len(order)]:
+            cpu_before = time.process_time()
             count, seconds = timed(getattr(paths, path))
+            cpu[path].append((time.process_time() - cpu_before) / count)
             if path == "copy":
                 seconds = paths.copy_seconds  # mapping excluded: the rows are "already mapped"
             rates[path].append(count / seconds)
         print(f"  round {round_no + 1}: " + ", ".join(f"{k} {v[-1]:,.0f}/s" for k, v in rates.items()))
     fetch = statistics.median(rates["fetch"])
-    print(f"\n{'path':<10} {'events/s (median)':>18} {'min-max':>17} {'x fetch limit':>14}")
+    print(f"\n{'path':<10} {'events/s (median)':>18} {'min-max':>17} {'x fetch limit':>14} {'CPU us/event':>13}")
     for path, values in rates.items():
         print(f"{path:<10} {statistics.median(values):>18,.0f} {min(values):>8,.0f}-{max(values):<8,.0f} "
-              f"{statistics.median(values) / fetch:>14.2f}")
+              f"{statistics.median(values) / fetch:>14.2f} {1e6 * statistics.median(cpu[path]):>13.0f}")
+    print("(CPU us/event: this process's CPU time, all threads; with --sim inprocess it includes the simulator's)")
     print(f"\nproduct / fetch limit = {statistics.median(rates['product']) / fetch:.2f} (target >= 0.6)")
 
 
@@ -271,6 +278,8 @@ def main() -> None:
     parser.add_argument("--backend", choices=["postgres", "sqlite", "tables"], default="postgres")
     parser.add_argument("--pg-dsn", default=os.environ.get("PG_DSN") or "host=127.0.0.1 port=5432 user=postgres "
                                                                          "dbname=postgres")
+    parser.add_argument("--sim", choices=["process", "inprocess"], default="process",
+                        help="the Graph simulator in its own process (default) or in this one")
     parser.add_argument("--latency-ms", default="0",
                         help="comma-separated Graph latencies; one table each (default 0)")
     parser.add_argument("--profile", help="write a cProfile of one more product round here")
@@ -281,6 +290,7 @@ def main() -> None:
 
     from devtools import azurite
     from graphsim import GraphSimulator
+    from graphsim.process import SimulatorProcess
     from shared import runtime
     from shared.queues import SYNC_QUEUE, open_queue
     from shared.secrets import CLIENT_SECRET, open_secret_store
@@ -289,7 +299,7 @@ def main() -> None:
 
     logging.basicConfig(level=logging.WARNING)
     tmp = tempfile.mkdtemp(prefix="bench-paths-")
-    sim = GraphSimulator().start()
+    sim: Any = SimulatorProcess().start() if args.sim == "process" else GraphSimulator().start()
     name = f"bench_{uuid.uuid4().hex[:10]}"
     params = dict(item.split("=", 1) for item in args.pg_dsn.split() if "=" in item)
     with psycopg.connect(args.pg_dsn, autocommit=True, connect_timeout=5) as admin:
@@ -316,10 +326,14 @@ def main() -> None:
         worker._subscribe = lambda *a: None  # no HTTP host here: no subscription to validate
         paths = Paths(args.backend, user, args.page_size, args.pg_dsn, args.sdk_events)
         print(f"{args.events} events seeded and linked in {time.perf_counter() - started:.1f}s; backend "
-              f"{args.backend}, pages of {args.page_size}, {args.rounds} interleaved rounds")
+              f"{args.backend}, pages of {args.page_size}, {args.rounds} interleaved rounds, simulator "
+              f"{'in its own process' if args.sim == 'process' else 'in this process'}")
         order = ["fetch", "product", "copy"] + (["sdk"] if args.backend == "postgres" else [])
         for latency in [int(v) for v in args.latency_ms.split(",")]:
-            sim.faults.set(latency_ms=latency)
+            if isinstance(sim, SimulatorProcess):
+                sim.set_faults(latency_ms=latency)
+            else:
+                sim.faults.set(latency_ms=latency)
             print(f"\nGraph latency {latency} ms per request")
             compare(paths, order, args.rounds)
         if args.profile:

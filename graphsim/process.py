@@ -184,6 +184,10 @@ class SimulatorProcess:
         """Wait (in the simulator) until every pending notification was delivered or gave up."""
         return bool(self._call("POST", "flush", {"timeout": timeout}, timeout=timeout + self._call_timeout)["flushed"])
 
+    def set_faults(self, **settings: Any) -> dict[str, Any]:
+        """Replace the simulator's injected faults (`Faults.set`: latency_ms, rate_429, ...); returns them."""
+        return dict(self._call("POST", "faults", settings))
+
     # -- transport -------------------------------------------------------------------
     def _call(self, method: str, route: str, body: dict[str, Any] | None = None,
               timeout: float | None = None) -> dict[str, Any]:

@@ -68,9 +68,15 @@ class TableSpec:
     def indexed(self) -> list[str]:
         return [c.name for c in self.columns if c.indexed]
 
-    @property
+    @cached_property
     def versioned(self) -> bool:
-        return any(c.name == "row_version" for c in self.columns)
+        """Whether rows carry a `row_version` (asked for every row on the bulk-write path: computed once)."""
+        return "row_version" in self._by_name
+
+    @cached_property
+    def derived(self) -> tuple[Column, ...]:
+        """The columns read from the JSON payload (`derive`), in column order."""
+        return tuple(c for c in self.columns if c.role == DERIVED and c.source)
 
 
 def replicated(name: str, short: str, key: str, *columns: Column, before_timestamps: tuple[Column, ...] = ()
@@ -230,7 +236,7 @@ BY_NAME = {spec.name: spec for spec in ALL}
 
 def derive(spec: TableSpec, data: dict[str, Any]) -> dict[str, Any]:
     """Values of the columns read from the JSON payload."""
-    return {c.name: c.source(data) for c in spec.columns if c.role == DERIVED and c.source}
+    return {c.name: c.source(data) for c in spec.derived if c.source}
 
 
 def derive_one(spec: TableSpec, name: str, data: dict[str, Any]) -> Any:

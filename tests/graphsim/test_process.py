@@ -58,6 +58,10 @@ def test_child_process_serves_graph_and_control_calls() -> None:
                      headers={"Authorization": f"Bearer {token}"}).json()
         assert seen["subject"] == "changed"
         assert sim.counters()["GET /v1.0/users/{id}/events/{id}"] == 1
+        assert sim.set_faults(rate_503=1.0)["rate_503"] == 1.0  # faults reach the child's Graph
+        assert s.get(f"{sim.graph_url}/users/{user}/events/{event_id}",
+                     headers={"Authorization": f"Bearer {token}"}).status_code == 503
+        assert sim.set_faults()["rate_503"] == 0.0
 
         # A subscription's notifications leave the child; flush waits until they were delivered.
         _Receiver.posts = []
