@@ -17,8 +17,20 @@ per message sent; receives, deletes and releases one each), per change; polls
 that found a queue empty are shown apart (the local host polls every
 poll_interval, the Functions host backs off to maxPollingInterval).
 
+Where the parts run (production has Graph on another machine and each Functions host in its own process;
+in one process they share one GIL with the watcher and the change driver):
+
+- --sim process (default): the simulator is `python -m graphsim` (graphsim/process.py), driven over its
+  control API; --sim inprocess: a GraphSimulator in this process, as before;
+- --host inprocess (default): the local host runs here, so its queue requests are counted; --host process:
+  `python -m devhost` in its own process, as `make run` starts it (only this process's sends are counted).
+
+Also printed: the notification POSTs Graph made during the changes that failed (the receiver did not
+answer in Graph's 3 s: the change waits for the retry) and the slowest one, and the receiver's
+calendar-sync sends (p99/max) when the host runs here.
+
 Run: .venv/bin/python bench/bench_steady.py [--users 200] [--rate 20] [--seconds 60] [--configs embedded,azurite]
-     [--pg-dsn DSN]
+     [--sim process|inprocess] [--host inprocess|process] [--pg-dsn DSN]
 """
 
 from __future__ import annotations
@@ -27,11 +39,13 @@ import argparse
 import os
 import random
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +57,82 @@ from bench_backfill import REDIRECT, configure, slot  # noqa: E402
 from bench_queue_backfill import QueueCounter  # noqa: E402
 
 CONFIGS = ("embedded", "azurite")
+POLL_INTERVAL = 0.05  # the local host's first re-poll of a queue that had messages
+
+
+class TimedQueueCounter(QueueCounter):
+    """QueueCounter that also keeps each call's duration, per queue and action."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.durations: dict[str, list[float]] = {}
+
+    def _wrap(self, action: str, original: Any) -> Any:
+        counted = super()._wrap(action, original)
+        durations = self.durations
+
+        def timed(queue: Any, *args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return counted(queue, *args, **kwargs)
+            finally:
+                durations.setdefault(f"{queue.name} {action}", []).append(time.perf_counter() - started)
+
+        return timed
+
+
+class HostProcess:
+    """`python -m devhost` (what `make run` starts) on `port`, with this process's environment."""
+
+    def __init__(self, port: int, log_path: str) -> None:
+        self.port, self.log_path = port, log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 90.0) -> HostProcess:
+        env = {**os.environ, "LOG_LEVEL": "warning"}
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen([sys.executable, "-m", "devhost", "--port", str(self.port), "--no-timers",
+                                          "--poll-interval", str(POLL_INTERVAL)], cwd=ROOT, env=env,
+                                         stdout=subprocess.DEVNULL, stderr=log)
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise SystemExit(f"the local host did not start; its log: {self.log_path}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return self
+            except OSError:
+                time.sleep(0.1)
+
+    def drain(self, timeout: float = 60.0) -> bool:
+        """Every trigger queue empty: a message stays in its queue (invisible) until its trigger finished."""
+        from shared.queues import RENEWAL_QUEUE, SYNC_QUEUE, WEBHOOK_QUEUE, open_queue
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(open_queue(name).depth() == 0 for name in (SYNC_QUEUE, RENEWAL_QUEUE, WEBHOOK_QUEUE)):
+                return True
+            time.sleep(0.1)
+        return False
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+
+
+def failed_deliveries(records: Iterable[dict[str, Any]], since: float) -> tuple[int, int, float]:
+    """(notification POSTs since `since`, how many failed, the slowest one's seconds)."""
+    posts = [r for r in records if r.get("kind") == "notification" and r.get("time", 0) >= since
+             and not r.get("dropped")]
+    failed = sum(1 for r in posts if not r.get("ok"))
+    return len(posts), failed, max((float(r.get("elapsed_ms") or 0) for r in posts), default=0.0) / 1000
 
 
 def free_port() -> int:
@@ -120,6 +210,7 @@ def run_config(config: str, args: argparse.Namespace, sim: Any, azurite: str) ->
     params = dict(item.split("=", 1) for item in args.pg_dsn.split() if "=" in item)
     dsn = " ".join(f"{k}={v}" for k, v in {**params, "dbname": name}.items())
     port, tmp = free_port(), tempfile.mkdtemp(prefix="bench-steady-")
+    host: Any = None
     on_azurite = azurite if config == "azurite" else ""
     configure({"AUTHORITY_HOST": sim.base_url, "TENANT": tenant, "GRAPH_BASE_URL": sim.graph_url,
                "CLIENT_ID": client_id, "REQUESTS_CA_BUNDLE": sim.ca_file, "DATABASE_BACKEND": "postgres",
@@ -129,9 +220,12 @@ def run_config(config: str, args: argparse.Namespace, sim: Any, azurite: str) ->
                "GRAPH_MAX_RETRIES": "10"})
     open_secret_store().set(CLIENT_SECRET, secret)
     repo = open_repository()
-    host = DevHost(port=port, timers=False, queues=True, poll_interval=0.05).start()
-    counter, watcher = QueueCounter(), Watcher(dsn)
+    counter, watcher = TimedQueueCounter(), Watcher(dsn)
     try:
+        if args.host == "process":
+            host = HostProcess(port, f"{tmp}/devhost.log").start()
+        else:
+            host = DevHost(port=port, timers=False, queues=True, poll_interval=POLL_INTERVAL).start()
         started = time.perf_counter()
         for user in users:  # app-only onboarding: what it stores, then the sync it queues
             repo.upsert_user(user, {"id": user})
@@ -143,7 +237,7 @@ def run_config(config: str, args: argparse.Namespace, sim: Any, azurite: str) ->
         watcher.start()
         rnd, changes = random.Random(7), 0
         with counter.installed():
-            begin = time.perf_counter()
+            begin, begin_clock = time.perf_counter(), time.time()
             while (elapsed := time.perf_counter() - begin) < args.seconds:
                 due = int(elapsed * args.rate)
                 while changes < due:
@@ -159,13 +253,18 @@ def run_config(config: str, args: argparse.Namespace, sim: Any, azurite: str) ->
         watcher.join()
         latencies = watcher.latencies
         missing = changes - len(latencies)  # never stored
-        return {"config": config, "linked_s": linked, "subscribed": subscribed, "changes": changes,
+        posts, failed, slowest = failed_deliveries(sim.deliveries, begin_clock)
+        sends = counter.durations.get("calendar-sync send_many", [])
+        return {"posts": posts, "failed_posts": failed, "slowest_post": slowest,
+                "send_p99": percentile(sends, 0.99) if sends else None, "send_max": max(sends, default=None),
+                "config": config, "linked_s": linked, "subscribed": subscribed, "changes": changes,
                 "rate": changes / offered, "seen": len(latencies), "missing": missing,
                 "p50": percentile(latencies, 0.5), "p99": percentile(latencies, 0.99), "max": max(latencies),
                 "requests": dict(counter.counts)}
     finally:
         watcher.stop.set()
-        host.stop()
+        if host is not None:
+            host.stop()
         runtime.reset()
         with psycopg.connect(args.pg_dsn, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -177,6 +276,10 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=20.0)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--configs", default=",".join(CONFIGS))
+    parser.add_argument("--sim", choices=("process", "inprocess"), default="process",
+                        help="the Graph simulator in its own process (default) or in this one")
+    parser.add_argument("--host", choices=("inprocess", "process"), default="inprocess",
+                        help="the local host in this process (default: its queue requests are counted) or its own")
     parser.add_argument("--pg-dsn", default=os.environ.get("PG_DSN") or "host=127.0.0.1 port=5432 user=postgres "
                                                                          "dbname=postgres")
     args = parser.parse_args()
@@ -184,13 +287,15 @@ def main() -> None:
 
     from devtools import azurite as azurite_process
     from graphsim import GraphSimulator
+    from graphsim.process import SimulatorProcess
 
     logging.basicConfig(level=logging.ERROR)
     azurite = azurite_process.start()
     if azurite is None:
         raise SystemExit("Azurite could not be started: run `npm ci` (make test does)")
-    sim = GraphSimulator(allow_http_notification_urls=True).start()
-    sim.subscriptions.validation_timeout = 10.0  # a busy two-core machine: Graph's own 10 s
+    sim: Any = (SimulatorProcess() if args.sim == "process" else GraphSimulator(allow_http_notification_urls=True)
+                ).start()  # the process accepts http:// notification URLs unless told otherwise
+    print(f"simulator: {args.sim}, local host: {args.host}", flush=True)
     results = []
     try:
         for config in [c for c in args.configs.split(",") if c]:
@@ -203,7 +308,10 @@ def main() -> None:
                   f"max {result['max'] * 1000:.0f} ms ({result['missing']} not observed); queue requests "
                   f"{sum(v for k, v in requests.items() if 'empty' not in k) / result['changes']:.2f} per change "
                   f"without empty polls "
-                  f"({', '.join(f'{v} {k}' for k, v in sorted(requests.items()))})", flush=True)
+                  f"({', '.join(f'{v} {k}' for k, v in sorted(requests.items()))}); notification POSTs "
+                  f"{result['posts']}, {result['failed_posts']} failed, slowest {result['slowest_post']:.2f} s"
+                  + (f"; receiver's calendar-sync send p99 {result['send_p99'] * 1000:.0f} ms, max "
+                     f"{result['send_max'] * 1000:.0f} ms" if result["send_p99"] is not None else ""), flush=True)
     finally:
         sim.stop()
         azurite.stop()
