@@ -6,8 +6,9 @@ each, linked and fully synced with their subscriptions through the local host
 (devhost: HTTP receiver + queue triggers, as `func start` runs them). Then
 RATE changes per second for SECONDS seconds: each updates a random mailbox's
 event in the simulator, which notifies the host; the sync worker stores the
-row. A watcher reads the event rows every 50 ms: change -> row latency is the
-time from the Graph update to the row holding the new subject (p50/p99/max).
+row. A watcher reads the rows of the events with a change in flight every 50 ms:
+change -> row latency is the time from the Graph update to the row holding the
+new subject (p50/p99/max).
 
 - embedded: the embedded SQLite queue;
 - azurite: QUEUE_CONNECTION_STRING and AzureWebJobsStorage -> Azurite (started here).
@@ -127,6 +128,38 @@ class HostProcess:
             self.proc = None
 
 
+def cpu_seconds(pid: int | None = None) -> float | None:
+    """User + system CPU of this process, or of process `pid` from /proc (None where there is none)."""
+    if pid is None:
+        times = os.times()
+        return times.user + times.system
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+class CpuMeter:
+    """CPU used by this process and the simulator / host processes between start() and read()."""
+
+    def __init__(self, parts: dict[str, int | None]) -> None:
+        self.parts = parts  # name -> pid (None: this process)
+        self.started: dict[str, float | None] = {}
+
+    def start(self) -> None:
+        self.started = {name: cpu_seconds(pid) for name, pid in self.parts.items()}
+
+    def read(self) -> dict[str, float]:
+        """Seconds of CPU per part (parts /proc could not tell are left out)."""
+        found = {}
+        for name, pid in self.parts.items():
+            now, then = cpu_seconds(pid), self.started.get(name)
+            if now is not None and then is not None:
+                found[name] = now - then
+        return found
+
+
 def failed_deliveries(records: Iterable[dict[str, Any]], since: float) -> tuple[int, int, float]:
     """(notification POSTs since `since`, how many failed, the slowest one's seconds)."""
     posts = [r for r in records if r.get("kind") == "notification" and r.get("time", 0) >= since
@@ -159,7 +192,7 @@ def wait_quiet(sim: Any, host: Any, timeout: float = 600.0) -> None:
 
 
 class Watcher(threading.Thread):
-    """Polls the event rows; a change counts as stored when its row shows it or a later change."""
+    """Polls the event rows of pending changes; a change counts as stored when its row shows it or a later one."""
 
     def __init__(self, dsn: str) -> None:
         super().__init__(daemon=True)
@@ -177,8 +210,11 @@ class Watcher(threading.Thread):
 
         with psycopg.connect(self.dsn, autocommit=True) as conn:
             while not self.stop.is_set():
-                rows = conn.execute("SELECT microsoft_event_id, data->>'subject' FROM microsoft_calendar_event_v1"
-                                    ).fetchall()
+                with self.lock:
+                    waiting = [event_id for event_id, changes in self.pending.items() if changes]
+                # Only the rows with a change in flight: the watcher shares this process with the host.
+                rows = conn.execute("SELECT microsoft_event_id, data->>'subject' FROM microsoft_calendar_event_v1 "
+                                    "WHERE microsoft_event_id = ANY(%s)", (waiting,)).fetchall() if waiting else []
                 now = time.perf_counter()
                 with self.lock:
                     for event_id, subject in rows:
@@ -236,6 +272,13 @@ def run_config(config: str, args: argparse.Namespace, sim: Any, azurite: str) ->
         subscribed = sum(1 for u in users for r in repo.list_calendar_subscriptions(u) if r.subscription_id)
         watcher.start()
         rnd, changes = random.Random(7), 0
+        parts: dict[str, int | None] = {"bench": None}
+        if args.sim == "process":
+            parts["simulator"] = sim.pid
+        if isinstance(host, HostProcess) and host.proc is not None:
+            parts["host"] = host.proc.pid
+        meter = CpuMeter(parts)
+        meter.start()
         with counter.installed():
             begin, begin_clock = time.perf_counter(), time.time()
             while (elapsed := time.perf_counter() - begin) < args.seconds:
@@ -249,13 +292,14 @@ def run_config(config: str, args: argparse.Namespace, sim: Any, azurite: str) ->
             offered = time.perf_counter() - begin
             wait_quiet(sim, host)
             time.sleep(0.2)
+        cpu = meter.read()
         watcher.stop.set()
         watcher.join()
         latencies = watcher.latencies
         missing = changes - len(latencies)  # never stored
         posts, failed, slowest = failed_deliveries(sim.deliveries, begin_clock)
         sends = counter.durations.get("calendar-sync send_many", [])
-        return {"posts": posts, "failed_posts": failed, "slowest_post": slowest,
+        return {"cpu": cpu, "posts": posts, "failed_posts": failed, "slowest_post": slowest,
                 "send_p99": percentile(sends, 0.99) if sends else None, "send_max": max(sends, default=None),
                 "config": config, "linked_s": linked, "subscribed": subscribed, "changes": changes,
                 "rate": changes / offered, "seen": len(latencies), "missing": missing,
@@ -305,13 +349,17 @@ def main() -> None:
             print(f"{config:<9} {args.users} users linked+subscribed in {result['linked_s']:.0f}s "
                   f"({result['subscribed']} subscriptions); {result['changes']} changes at {result['rate']:.1f}/s: "
                   f"change->row p50 {result['p50'] * 1000:.0f} ms, p99 {result['p99'] * 1000:.0f} ms, "
-                  f"max {result['max'] * 1000:.0f} ms ({result['missing']} not observed); queue requests "
-                  f"{sum(v for k, v in requests.items() if 'empty' not in k) / result['changes']:.2f} per change "
-                  f"without empty polls "
-                  f"({', '.join(f'{v} {k}' for k, v in sorted(requests.items()))}); notification POSTs "
+                  f"max {result['max'] * 1000:.0f} ms ({result['missing']} not observed); "
+                  + (f"queue requests {sum(v for k, v in requests.items() if 'empty' not in k) / result['changes']:.2f}"
+                     f" per change without empty polls ({', '.join(f'{v} {k}' for k, v in sorted(requests.items()))})"
+                     if args.host == "inprocess" else "queue requests not counted (the host runs in its own process)")
+                  + f"; notification POSTs "
                   f"{result['posts']}, {result['failed_posts']} failed, slowest {result['slowest_post']:.2f} s"
                   + (f"; receiver's calendar-sync send p99 {result['send_p99'] * 1000:.0f} ms, max "
-                     f"{result['send_max'] * 1000:.0f} ms" if result["send_p99"] is not None else ""), flush=True)
+                     f"{result['send_max'] * 1000:.0f} ms" if result["send_p99"] is not None else "")
+                  + "; CPU per change (changes + settling): "
+                  + ", ".join(f"{name} {seconds * 1000 / result['changes']:.1f} ms"
+                              for name, seconds in result["cpu"].items()), flush=True)
     finally:
         sim.stop()
         azurite.stop()
