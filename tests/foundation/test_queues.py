@@ -126,3 +126,12 @@ def test_azure_queue_reads_the_proxy_environment_once(azurite, monkeypatch):
     (message,) = queue.receive(1)
     assert message.body == "through"
     queue.delete(message)
+
+
+def test_deleting_a_message_already_gone_is_not_an_error(queue):
+    """The retry of a delete whose answer was lost finds nothing: the message is acknowledged all the same."""
+    queue.send("once")
+    (message,) = queue.receive(1)
+    queue.delete(message)
+    queue.delete(message)
+    assert queue.depth() == 0
