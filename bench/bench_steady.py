@@ -67,17 +67,21 @@ class TimedQueueCounter(QueueCounter):
     def __init__(self) -> None:
         super().__init__()
         self.durations: dict[str, list[float]] = {}
+        self.stalls: list[tuple[float, float, str]] = []  # (perf_counter at the start, seconds, call): calls >= 1 s
 
     def _wrap(self, action: str, original: Any) -> Any:
         counted = super()._wrap(action, original)
-        durations = self.durations
+        durations, stalls = self.durations, self.stalls
 
         def timed(queue: Any, *args: Any, **kwargs: Any) -> Any:
             started = time.perf_counter()
             try:
                 return counted(queue, *args, **kwargs)
             finally:
-                durations.setdefault(f"{queue.name} {action}", []).append(time.perf_counter() - started)
+                took = time.perf_counter() - started
+                durations.setdefault(f"{queue.name} {action}", []).append(took)
+                if took >= 1.0:
+                    stalls.append((started, took, f"{queue.name} {action}"))
 
         return timed
 
@@ -199,6 +203,7 @@ class Watcher(threading.Thread):
         self.dsn = dsn
         self.pending: dict[str, list[tuple[int, float]]] = {}  # event id -> (change number, time of the change)
         self.latencies: list[float] = []
+        self.changed_at: list[float] = []  # perf_counter of each change, in the order of `latencies`
         self.lock, self.stop = threading.Lock(), threading.Event()
 
     def expect(self, event_id: str, number: int) -> None:
@@ -222,7 +227,9 @@ class Watcher(threading.Thread):
                         if not waiting or not (subject or "").startswith("steady "):
                             continue
                         shown = int(subject.split()[1])
-                        self.latencies += [now - at for number, at in waiting if number <= shown]
+                        done = [at for number, at in waiting if number <= shown]
+                        self.latencies += [now - at for at in done]
+                        self.changed_at += done
                         self.pending[event_id] = [(n, at) for n, at in waiting if n > shown]
                 time.sleep(0.05)
 
@@ -297,13 +304,25 @@ def run_config(config: str, args: argparse.Namespace, sim: Any, azurite: str) ->
         watcher.join()
         latencies = watcher.latencies
         missing = changes - len(latencies)  # never stored
+        # The queue service stalls when every call takes 1 s or more at once (Azurite's extent GC, 60 s
+        # after it started, then 60 s after the last one ended): the changes stored before the first stall.
+        first_stall = min((at for at, _, _ in counter.stalls), default=None)
+        before_stall = [latency for latency, at in zip(latencies, watcher.changed_at, strict=True)
+                        if first_stall is None or at + latency < first_stall]
         posts, failed, slowest = failed_deliveries(sim.deliveries, begin_clock)
         sends = counter.durations.get("calendar-sync send_many", [])
+        slowest_calls = {action: max(seconds) for action, seconds in counter.durations.items()
+                         if seconds and max(seconds) >= 1.0}
+        # When the slow calls began (seconds since the queue service started): all at once is the service.
+        stalled_at = sorted({round(at - args.azurite_started) for at, _, _ in counter.stalls})
         return {"cpu": cpu, "posts": posts, "failed_posts": failed, "slowest_post": slowest,
                 "send_p99": percentile(sends, 0.99) if sends else None, "send_max": max(sends, default=None),
+                "slowest_calls": slowest_calls, "stalled_at": stalled_at,
                 "config": config, "linked_s": linked, "subscribed": subscribed, "changes": changes,
                 "rate": changes / offered, "seen": len(latencies), "missing": missing,
                 "p50": percentile(latencies, 0.5), "p99": percentile(latencies, 0.99), "max": max(latencies),
+                "before_stall": len(before_stall),
+                "p99_before_stall": percentile(before_stall, 0.99) if before_stall else None,
                 "requests": dict(counter.counts)}
     finally:
         watcher.stop.set()
@@ -334,6 +353,7 @@ def main() -> None:
     from graphsim.process import SimulatorProcess
 
     logging.basicConfig(level=logging.ERROR)
+    args.azurite_started = time.perf_counter()
     azurite = azurite_process.start()
     if azurite is None:
         raise SystemExit("Azurite could not be started: run `npm ci` (make test does)")
@@ -357,6 +377,12 @@ def main() -> None:
                   f"{result['posts']}, {result['failed_posts']} failed, slowest {result['slowest_post']:.2f} s"
                   + (f"; receiver's calendar-sync send p99 {result['send_p99'] * 1000:.0f} ms, max "
                      f"{result['send_max'] * 1000:.0f} ms" if result["send_p99"] is not None else "")
+                  + "".join(f"; slowest {action} {seconds:.1f} s"
+                            for action, seconds in result["slowest_calls"].items())
+                  + (f" (calls of 1 s or more began {', '.join(str(t) for t in result['stalled_at'])} s after "
+                     f"Azurite started; the {result['before_stall']} changes stored before: p99 "
+                     f"{result['p99_before_stall'] * 1000:.0f} ms)" if result["stalled_at"] and result["before_stall"]
+                     else "")
                   + "; CPU per change (changes + settling): "
                   + ", ".join(f"{name} {seconds * 1000 / result['changes']:.1f} ms"
                               for name, seconds in result["cpu"].items()), flush=True)
