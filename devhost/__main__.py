@@ -90,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-timers", action="store_true", help="do not fire timer triggers")
     parser.add_argument("--no-queues", action="store_true", help="do not run queue triggers")
     parser.add_argument("--demo", action="store_true", help="run the Graph-simulator demo even with a CLIENT_ID")
+    parser.add_argument("--poll-interval", type=float, default=0.2,
+                        help="seconds between polls of a queue that just had messages (an idle queue backs off "
+                             "to host.json's maxPollingInterval)")
     args = parser.parse_args(argv)
     try:
         return _serve(args)
@@ -120,7 +123,8 @@ def _serve(args: argparse.Namespace) -> int:
     from devhost.host import DevHost, QueueWiringError
 
     try:
-        host = DevHost(host=args.host, port=args.port, timers=not args.no_timers, queues=not args.no_queues)
+        host = DevHost(host=args.host, port=args.port, timers=not args.no_timers, queues=not args.no_queues,
+                       poll_interval=args.poll_interval)
     except QueueWiringError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -150,7 +154,7 @@ def _demo(args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     factory = lambda: DevHost(host=args.host, port=args.port, timers=not args.no_timers,  # noqa: E731
-                              queues=not args.no_queues)
+                              queues=not args.no_queues, poll_interval=args.poll_interval)
     try:
         return demo.run(factory, args.port, stop, start=lambda host: start_host(host, args.host, args.port))
     except KeyboardInterrupt:

@@ -49,7 +49,7 @@ class Queue(ABC):
 
     @abstractmethod
     def delete(self, message: QueueMessage) -> None:
-        """Acknowledge a received message."""
+        """Acknowledge a received message; one already gone (deleted, expired) counts as acknowledged."""
 
     @abstractmethod
     def release(self, message: QueueMessage, delay_seconds: int = 0) -> None:

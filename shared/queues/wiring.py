@@ -43,7 +43,7 @@ class QueueEndpoint:
         return f"{what} {self.address} ({self.source})"
 
 
-def _service_url(connection_string: str) -> str:
+def service_url(connection_string: str) -> str:
     """The queue endpoint a connection string names (parsed by the SDK; no request is made)."""
     from azure.storage.queue import QueueServiceClient
 
@@ -52,7 +52,7 @@ def _service_url(connection_string: str) -> str:
 
 def _from_connection_string(connection_string: str, source: str) -> QueueEndpoint:
     try:
-        address = _service_url(connection_string)
+        address = service_url(connection_string)
     except ValueError as exc:
         from shared.config import ConfigError
 
