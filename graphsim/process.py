@@ -205,7 +205,8 @@ class SimulatorProcess:
                     conn.request(method, path, body=payload, headers={"Content-Type": "application/json"})
                     response = conn.getresponse()
                     data = response.read()
-                except (ConnectionError, http.client.RemoteDisconnected, http.client.CannotSendRequest) as exc:
+                except (ConnectionError, ssl.SSLEOFError, http.client.RemoteDisconnected,
+                        http.client.CannotSendRequest) as exc:  # TLS closes an idle connection with an EOF
                     conn.close()
                     self._conn = None
                     if attempt == 2 or self._proc is None or self._proc.poll() is not None:
