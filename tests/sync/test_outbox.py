@@ -158,48 +158,53 @@ def test_packed_changes_survive_a_queue_failing_between_messages(world, no_subsc
         assert sequences == sorted(set(sequences))
 
 
-def _record_sends(monkeypatch, world, user: str) -> list[int]:
-    """Event rows stored when each send to the outbound queue was made."""
+def _mailbox_of_three_pages(world) -> str:
+    """Alice with 120 events: three pages of 50."""
+    alice = world.user("Alice")
+    for i in range(120):
+        world.sim.create_event(alice, subject=f"e{i}", **slot(i % 20 + 1))
+    return alice
+
+
+def _backfill_with_slow_graph(world, user: str) -> None:
+    """Link `user` and run the sync while Graph answers 300 ms late: the next page is always in flight."""
+    world.sim.faults.set(latency_ms=300)
+    try:
+        world.link(user)
+        assert drain_retrying(world) == ["synced"]
+    finally:
+        world.sim.faults.clear()
+
+
+def _assert_everything_published(world, user: str) -> None:
+    assert world.repo.pending_changes(user) == []
+    events = {e["remote_id"] for e in consume(world) if e["table"] == schema.EVENTS.name}
+    assert len(events) == 120
+
+
+def test_changes_are_published_while_the_next_page_is_on_its_way(world, no_subscribe, monkeypatch):
+    """A slow Graph leaves the worker idle between pages: the pages stored so far are published then,
+    not all at the end of the sync."""
+    alice = _mailbox_of_three_pages(world)
     queue_type = type(open_queue(OUTBOUND_QUEUE, world.settings))
     original, stored = queue_type.send_many, []
 
     def send_many(self, bodies, *, delay_seconds: int = 0) -> int:
         if self.name == OUTBOUND_QUEUE:
-            stored.append(world.repo.counts(user)[schema.EVENTS.name])
+            stored.append(world.repo.counts(alice)[schema.EVENTS.name])  # event rows stored at this send
         return original(self, bodies, delay_seconds=delay_seconds)
 
     monkeypatch.setattr(queue_type, "send_many", send_many)
-    return stored
-
-
-def test_changes_are_published_while_the_next_page_is_on_its_way(world, no_subscribe, monkeypatch):
-    """A slow Graph leaves the worker idle between pages: the pages stored so far are published then,
-    not all at the end of the sync (120 events in pages of 50: three pages)."""
-    sim = world.sim
-    alice = world.user("Alice")
-    for i in range(120):
-        sim.create_event(alice, subject=f"e{i}", **slot(i % 20 + 1))
-    stored = _record_sends(monkeypatch, world, alice)
-    sim.faults.set(latency_ms=300)
-    try:
-        world.link(alice)
-        assert drain_retrying(world) == ["synced"]
-    finally:
-        sim.faults.clear()
+    _backfill_with_slow_graph(world, alice)
     assert any(0 < n < 120 for n in stored), stored  # sent after a page, before the last page was stored
-    assert world.repo.pending_changes(alice) == []
-    events = {e["remote_id"] for e in consume(world) if e["table"] == schema.EVENTS.name}
-    assert len(events) == 120
+    _assert_everything_published(world, alice)
 
 
 def test_a_queue_failing_between_pages_stops_no_row_from_being_stored(world, no_subscribe, monkeypatch):
     """Publishing between pages meets a queue outage: the round still stores every page and stops
     publishing between pages; the end of the sync publishes everything (its own failure would fail the
     sync message, which is retried: test_changes_survive_a_failing_outbound_queue)."""
-    sim = world.sim
-    alice = world.user("Alice")
-    for i in range(120):
-        sim.create_event(alice, subject=f"e{i}", **slot(i % 20 + 1))
+    alice = _mailbox_of_three_pages(world)
     queue_type = type(open_queue(OUTBOUND_QUEUE, world.settings))
     original, refused = queue_type.send_many, []
 
@@ -211,13 +216,6 @@ def test_a_queue_failing_between_pages_stops_no_row_from_being_stored(world, no_
         return original(self, bodies, delay_seconds=delay_seconds)
 
     monkeypatch.setattr(queue_type, "send_many", send_many)
-    sim.faults.set(latency_ms=300)
-    try:
-        world.link(alice)
-        assert drain_retrying(world) == ["synced"]
-    finally:
-        sim.faults.clear()
+    _backfill_with_slow_graph(world, alice)
     assert len(refused) == 1, refused  # tried once between pages, then left to the end of the sync
-    assert world.repo.pending_changes(alice) == []
-    events = {e["remote_id"] for e in consume(world) if e["table"] == schema.EVENTS.name}
-    assert len(events) == 120
+    _assert_everything_published(world, alice)
