@@ -37,6 +37,7 @@ from shared.storage.textsafety import TextRules
 from shared.storage.types import ChangedRow
 
 _LOCK_ID = 7720358  # advisory lock serializing concurrent migrations
+STATEMENT_CACHE_SIZE = 256  # statement shapes kept composed (the app's own use a few dozen)
 
 
 def _param(col_type: str, value: Any) -> Any:
@@ -125,7 +126,9 @@ class PostgresRepository(SqlRepository[PgConnection]):
         more Python time than dumping the parameters (a page's unit runs six statements)."""
         text = self._statements.get(key)
         if text is None:
-            text = self._statements[key] = build().as_bytes(None)
+            text = build().as_bytes(None)
+            if len(self._statements) < STATEMENT_CACHE_SIZE:  # shapes callers choose (columns) stay bounded
+                self._statements[key] = text
         return text
 
     def close(self) -> None:
@@ -298,10 +301,13 @@ class PostgresRepository(SqlRepository[PgConnection]):
                 columns: Sequence[str] | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         names = list(columns or spec.names())
         shape, params = _where(spec, filters)
-        query = self._statement(("select", spec.name, tuple(names), shape, limit), lambda: sql.SQL(
+        limited = limit is not None
+        query = self._statement(("select", spec.name, tuple(names), shape, limited), lambda: sql.SQL(
             "SELECT {} FROM {}{} ORDER BY {}{}").format(
             _ids(names), sql.Identifier(spec.name), _where_sql(shape), _ids(spec.key),
-            sql.SQL(" LIMIT {}").format(sql.Literal(int(limit))) if limit is not None else sql.SQL("")))
+            sql.SQL(" LIMIT %s") if limited else sql.SQL("")))
+        if limit is not None:
+            params.append(int(limit))
         types = [spec.column(n).type for n in names]
         with self._conn(tx) as conn:
             rows = conn.execute(query, params).fetchall()

@@ -10,7 +10,7 @@ import pytest
 
 from shared.storage import migrations, schema
 from shared.storage.base import Repository
-from shared.storage.postgres import PostgresRepository
+from shared.storage.postgres import STATEMENT_CACHE_SIZE, PostgresRepository
 
 USER = "user-1"
 CAL = "AAMkAGI2/cal+1=="
@@ -377,3 +377,19 @@ def test_calendar_subscriptions(repo: Repository):
     repo.delete_user(USER)
     assert repo.list_calendar_subscriptions(USER) == []
     assert [r.microsoft_user_id for r in repo.list_calendar_subscriptions()] == ["user-2"]
+
+
+def test_statement_texts_kept_stay_bounded_whatever_callers_ask(pg_repo: Repository):
+    """Composed statements are kept per shape; shapes a caller chooses (column subsets, limits) must not
+    grow that store without bound, and every answer stays right."""
+    pg_repo.upsert_events(USER, CAL, [event(f"e-{i}") for i in range(3)])
+    names = schema.EVENTS.names()
+    for limit in range(1, 400):  # a limit is a parameter: one shape for them all
+        assert len(pg_repo._select(schema.EVENTS, USER, {"microsoft_user_id": USER}, limit=limit,
+                                   columns=["microsoft_event_id"])) == min(limit, 3)
+    for width in range(1, len(names)):  # many column subsets: the store stops growing at its size
+        for start in range(len(names) - width + 1):
+            subset = names[start:start + width]
+            assert list(pg_repo._select(schema.EVENTS, USER, {"microsoft_user_id": USER}, columns=subset)[0]) \
+                == subset
+    assert len(pg_repo._statements) <= STATEMENT_CACHE_SIZE
