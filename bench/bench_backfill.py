@@ -15,6 +15,7 @@ PostgreSQL: PG_DSN or 127.0.0.1:5432 (a throwaway database is created and droppe
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import os
 import random
@@ -23,6 +24,7 @@ import tempfile
 import time
 import urllib.parse
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,6 +73,22 @@ def link(sim, tenant: str, user: str) -> None:
     assert page.status_code == 200, page.get_body()
 
 
+@contextlib.contextmanager
+def throwaway_database(admin_dsn: str) -> Iterator[str]:
+    """A new PostgreSQL database for one bench run, dropped afterwards however the run ends; yields its DSN."""
+    import psycopg
+
+    name = f"bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin_dsn, autocommit=True, connect_timeout=5) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    params = dict(item.split("=", 1) for item in admin_dsn.split() if "=" in item)
+    try:
+        yield " ".join(f"{k}={v}" for k, v in {**params, "dbname": name}.items())
+    finally:
+        with psycopg.connect(admin_dsn, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def configure(env: dict[str, str]) -> None:
     from shared import runtime
 
@@ -88,7 +106,7 @@ def run_backend(backend: str, events: int, page_size: int, pg_dsn: str | None) -
 
     tmp = tempfile.mkdtemp(prefix="bench-backfill-")
     sim = GraphSimulator().start()
-    dropdb = None
+    cleanup = contextlib.ExitStack()
     try:
         tenant = sim.create_tenant()
         client_id, secret = sim.register_app(tenant, redirect_uris=[REDIRECT])
@@ -98,14 +116,7 @@ def run_backend(backend: str, events: int, page_size: int, pg_dsn: str | None) -
                "LOCAL_SECRETS_DIR": f"{tmp}/secrets", "DATABASE_BACKEND": backend,
                "APP_BASE_URL": "http://127.0.0.1:7071"}
         if backend == "postgres":
-            import psycopg
-
-            name = f"bench_{uuid.uuid4().hex[:10]}"
-            with psycopg.connect(pg_dsn, autocommit=True, connect_timeout=5) as admin:
-                admin.execute(f'CREATE DATABASE "{name}"')
-            params = dict(item.split("=", 1) for item in pg_dsn.split() if "=" in item)
-            env["PG_DSN"] = " ".join(f"{k}={v}" for k, v in {**params, "dbname": name}.items())
-            dropdb = (pg_dsn, name)
+            env["PG_DSN"] = cleanup.enter_context(throwaway_database(pg_dsn))
         configure(env)
         open_secret_store().set(CLIENT_SECRET, secret)
         repo = open_repository()
@@ -146,11 +157,7 @@ def run_backend(backend: str, events: int, page_size: int, pg_dsn: str | None) -
 
         runtime.reset()
         sim.stop()
-        if dropdb:
-            import psycopg
-
-            with psycopg.connect(dropdb[0], autocommit=True) as admin:
-                admin.execute(f'DROP DATABASE IF EXISTS "{dropdb[1]}" WITH (FORCE)')
+        cleanup.close()
 
 
 def main() -> None:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import os
 import pstats
@@ -49,7 +50,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_backfill import REDIRECT, configure, link, slot  # noqa: E402
+from bench.bench_backfill import REDIRECT, configure, link, slot, throwaway_database  # noqa: E402
 
 
 def seed(sim: Any, tenant: str, count: int) -> str:
@@ -286,8 +287,6 @@ def main() -> None:
     args = parser.parse_args()
     import logging
 
-    import psycopg
-
     from devtools import azurite
     from graphsim import GraphSimulator
     from graphsim.process import SimulatorProcess
@@ -300,10 +299,8 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     tmp = tempfile.mkdtemp(prefix="bench-paths-")
     sim: Any = SimulatorProcess().start() if args.sim == "process" else GraphSimulator().start()
-    name = f"bench_{uuid.uuid4().hex[:10]}"
-    params = dict(item.split("=", 1) for item in args.pg_dsn.split() if "=" in item)
-    with psycopg.connect(args.pg_dsn, autocommit=True, connect_timeout=5) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+    cleanup = contextlib.ExitStack()
+    dsn = cleanup.enter_context(throwaway_database(args.pg_dsn))
     tables = azurite.start() if args.backend == "tables" else None
     if args.backend == "tables" and tables is None:
         raise SystemExit("Azurite is not available (node_modules/.bin/azurite)")
@@ -315,7 +312,7 @@ def main() -> None:
                    "GRAPH_PAGE_SIZE": str(args.page_size), "SQLITE_PATH": f"{tmp}/calendar.db",
                    "LOCAL_QUEUE_PATH": f"{tmp}/queue.db", "LOCAL_SECRETS_DIR": f"{tmp}/secrets",
                    "DATABASE_BACKEND": args.backend, "APP_BASE_URL": "http://127.0.0.1:7071",
-                   "PG_DSN": " ".join(f"{k}={v}" for k, v in {**params, "dbname": name}.items()),
+                   "PG_DSN": dsn,
                    **({"TABLES_CONNECTION_STRING": tables.connection_string} if tables else {})})
         open_secret_store().set(CLIENT_SECRET, secret)
         open_repository().ensure_schema()
@@ -330,10 +327,7 @@ def main() -> None:
               f"{'in its own process' if args.sim == 'process' else 'in this process'}")
         order = ["fetch", "product", "copy"] + (["sdk"] if args.backend == "postgres" else [])
         for latency in [int(v) for v in args.latency_ms.split(",")]:
-            if isinstance(sim, SimulatorProcess):
-                sim.set_faults(latency_ms=latency)
-            else:
-                sim.faults.set(latency_ms=latency)
+            sim.set_faults(latency_ms=latency)
             print(f"\nGraph latency {latency} ms per request")
             compare(paths, order, args.rounds)
         if args.profile:
@@ -347,8 +341,7 @@ def main() -> None:
         sim.stop()
         if tables is not None:
             tables.stop()
-        with psycopg.connect(args.pg_dsn, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        cleanup.close()
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ PostgreSQL: PG_DSN or 127.0.0.1:5432 (a throwaway database is created and droppe
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import multiprocessing
@@ -27,7 +28,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -88,12 +88,14 @@ def _link(info: dict[str, Any]) -> None:
 
 def child(backend: str, events: int, page_size: int, pg_dsn: str) -> dict[str, Any]:
     """One measurement (runs in its own process)."""
+    from bench_backfill import throwaway_database
+
     ctx = multiprocessing.get_context("spawn")
     ours, theirs = ctx.Pipe()
     simulator = ctx.Process(target=_serve_simulator, args=(theirs, events), daemon=True)
     simulator.start()
     tmp = tempfile.mkdtemp(prefix="bench-memory-")
-    dropdb = None
+    cleanup = contextlib.ExitStack()
     try:
         info = ours.recv()
         env = {"AUTHORITY_HOST": info["base_url"], "TENANT": info["tenant"], "GRAPH_BASE_URL": info["graph_url"],
@@ -102,14 +104,7 @@ def child(backend: str, events: int, page_size: int, pg_dsn: str) -> dict[str, A
                "LOCAL_QUEUE_PATH": f"{tmp}/queue.db", "LOCAL_SECRETS_DIR": f"{tmp}/secrets",
                "DATABASE_BACKEND": backend, "APP_BASE_URL": "http://127.0.0.1:7071"}
         if backend == "postgres":
-            import psycopg
-
-            name = f"bench_{uuid.uuid4().hex[:10]}"
-            with psycopg.connect(pg_dsn, autocommit=True, connect_timeout=5) as admin:
-                admin.execute(f'CREATE DATABASE "{name}"')
-            params = dict(item.split("=", 1) for item in pg_dsn.split() if "=" in item)
-            env["PG_DSN"] = " ".join(f"{k}={v}" for k, v in {**params, "dbname": name}.items())
-            dropdb = (pg_dsn, name)
+            env["PG_DSN"] = cleanup.enter_context(throwaway_database(pg_dsn))
         os.environ.update(env)
         from shared import runtime
         from shared.queues import SYNC_QUEUE, open_queue
@@ -140,11 +135,7 @@ def child(backend: str, events: int, page_size: int, pg_dsn: str) -> dict[str, A
         from shared import runtime
 
         runtime.reset()
-        if dropdb:
-            import psycopg
-
-            with psycopg.connect(dropdb[0], autocommit=True) as admin:
-                admin.execute(f'DROP DATABASE IF EXISTS "{dropdb[1]}" WITH (FORCE)')
+        cleanup.close()
 
 
 def main() -> None:

@@ -21,12 +21,12 @@ Run: .venv/bin/python bench/bench_queue_backfill.py [--events 20000] [--rounds 2
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_backfill import REDIRECT, configure, link, seed  # noqa: E402
+from bench_backfill import REDIRECT, configure, link, seed, throwaway_database  # noqa: E402
 
 CONFIGS = ("embedded", "azurite", "azurite-v1")
 DEFAULT_CONFIGS = "embedded,azurite"
@@ -135,8 +135,6 @@ def main() -> None:
         parser.error(f"unknown configs: {', '.join(sorted(unknown))}")
     import logging
 
-    import psycopg
-
     from devtools import azurite as azurite_process
     from graphsim import GraphSimulator
     from shared import runtime
@@ -148,10 +146,8 @@ def main() -> None:
     if started is None:
         raise SystemExit("Azurite could not be started: run `npm ci` (make test does)")
     sim = GraphSimulator().start()
-    name = f"bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(args.pg_dsn, autocommit=True, connect_timeout=5) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    params = dict(item.split("=", 1) for item in args.pg_dsn.split() if "=" in item)
+    cleanup = contextlib.ExitStack()
+    dsn = cleanup.enter_context(throwaway_database(args.pg_dsn))
     tmp = tempfile.mkdtemp(prefix="bench-queue-backfill-")
     counter = QueueCounter()
     results: dict[str, list[tuple[float, int, Counter[str], float]]] = {c: [] for c in configs}
@@ -162,7 +158,7 @@ def main() -> None:
                     "CLIENT_ID": client_id, "REQUESTS_CA_BUNDLE": sim.ca_file, "GRAPH_PAGE_SIZE": str(args.page_size),
                     "SQLITE_PATH": f"{tmp}/calendar.db", "LOCAL_QUEUE_PATH": f"{tmp}/queue.db",
                     "LOCAL_SECRETS_DIR": f"{tmp}/secrets", "DATABASE_BACKEND": "postgres",
-                    "PG_DSN": " ".join(f"{k}={v}" for k, v in {**params, "dbname": name}.items()),
+                    "PG_DSN": dsn,
                     "APP_BASE_URL": "http://127.0.0.1:7071"}
         with counter.installed():
             for round_no in range(args.rounds):
@@ -177,8 +173,7 @@ def main() -> None:
         runtime.reset()
         sim.stop()
         started.stop()
-        with psycopg.connect(args.pg_dsn, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        cleanup.close()
     base = statistics.median(r[0] for r in results[configs[0]])
     print(f"\nPostgreSQL backfill of {args.events} events, median of {args.rounds} round(s), "
           f"ratio to {configs[0]}:")

@@ -37,6 +37,7 @@ Run: .venv/bin/python bench/bench_steady.py [--users 200] [--rate 20] [--seconds
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import socket
@@ -45,7 +46,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -54,7 +54,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_backfill import REDIRECT, configure, slot  # noqa: E402
+from bench_backfill import REDIRECT, configure, slot, throwaway_database  # noqa: E402
 from bench_queue_backfill import QueueCounter  # noqa: E402
 
 CONFIGS = ("embedded", "azurite")
@@ -235,7 +235,6 @@ class Watcher(threading.Thread):
 
 
 def run_config(config: str, args: argparse.Namespace, sim: Any, azurite: str) -> dict[str, Any]:
-    import psycopg
 
     from devhost import DevHost
     from shared import runtime
@@ -247,11 +246,8 @@ def run_config(config: str, args: argparse.Namespace, sim: Any, azurite: str) ->
     client_id, secret = sim.register_app(tenant, redirect_uris=[REDIRECT])
     users = [sim.create_user(tenant, f"S{n}", f"s{n}@{tenant}.test") for n in range(args.users)]
     events = {user: sim.create_events(user, [{"subject": "seed", **slot(1, 9)}])[0] for user in users}
-    name = f"bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(args.pg_dsn, autocommit=True, connect_timeout=5) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    params = dict(item.split("=", 1) for item in args.pg_dsn.split() if "=" in item)
-    dsn = " ".join(f"{k}={v}" for k, v in {**params, "dbname": name}.items())
+    cleanup = contextlib.ExitStack()
+    dsn = cleanup.enter_context(throwaway_database(args.pg_dsn))
     port, tmp = free_port(), tempfile.mkdtemp(prefix="bench-steady-")
     host: Any = None
     on_azurite = azurite if config == "azurite" else ""
@@ -329,8 +325,7 @@ def run_config(config: str, args: argparse.Namespace, sim: Any, azurite: str) ->
         if host is not None:
             host.stop()
         runtime.reset()
-        with psycopg.connect(args.pg_dsn, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        cleanup.close()
 
 
 def main() -> None:
