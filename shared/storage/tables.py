@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -302,13 +303,11 @@ class TablesRepository(base.RepositoryBase[_Tx]):
         if partition is None or not parts or any(k not in filters for k in parts):
             return None
         choices = [v if isinstance(v, list | tuple | set | frozenset) else [v] for v in (filters[k] for k in parts)]
-        one_list = len(parts) == 1 and spec.column(parts[0]).type != schema.INT
-        if len(choices[0]) > MAX_POINT_READS or (not one_list and any(len(c) > POINT_READS for c in choices)):
+        ids = len(parts) == 1 and spec.column(parts[0]).type != schema.INT
+        if math.prod(len(c) for c in choices) > (MAX_POINT_READS if ids else POINT_READS):
             return None
-        combos = list(itertools.product(*[sorted(c) for c in choices]))
-        if len(combos) > (MAX_POINT_READS if one_list else POINT_READS):
-            return None
-        return [self._row_key(spec, {**dict(zip(parts, combo, strict=True))}) for combo in combos]
+        return [self._row_key(spec, dict(zip(parts, combo, strict=True)))
+                for combo in itertools.product(*[sorted(c) for c in choices])]
 
     def _key_span(self, spec: TableSpec, partition: str | None, filters: dict[str, Any]) -> tuple[str, str] | None:
         """RowKey bounds [lo, hi) around a list of numbers given for the only key part (outbox seqs)."""
