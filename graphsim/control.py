@@ -60,7 +60,7 @@ class Control:
         r("POST", "subscriptions/([^/]+)/lifecycle", lambda b, a: s.send_lifecycle(a[0], b["event"]))
         r("POST", "subscriptions/([^/]+)/expire", lambda b, a: s.expire_subscription(a[0]))
         r("GET", "faults", lambda b, a: s.faults.as_dict())
-        r("POST", "faults", lambda b, a: s.faults.set(**b).as_dict())
+        r("POST", "faults", lambda b, a: s.set_faults(**b))
         r("GET", "counters", lambda b, a: s.counters())
         r("POST", "counters/reset", lambda b, a: s.reset_counters())
         r("GET", "ground-truth/([^/]+)", lambda b, a: s.ground_truth(a[0], b.get("start"), b.get("end")))

@@ -208,6 +208,10 @@ class GraphSimulator:
         with self._counter_lock:
             return dict(self._counters)
 
+    def set_faults(self, **settings: Any) -> dict[str, Any]:
+        """Replace the injected faults (`Faults.set`); returns them. `SimulatorProcess` has the same call."""
+        return dict(self.faults.set(**settings).as_dict())
+
     def reset_counters(self) -> None:
         with self._counter_lock:
             self._counters.clear()
